@@ -1,0 +1,7 @@
+//! Plain-tensor references: the definitions the fused kernels are held to.
+
+mod loss;
+mod noising;
+
+pub use loss::weighted_mse;
+pub use noising::{Target, forward_noising};

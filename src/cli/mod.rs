@@ -1,0 +1,161 @@
+//! The command line: argument parsing (clap), logging set-up (tracing) and exit codes.
+//!
+//! Exit codes: 0 success, 1 a runtime failure, 2 bad input (a file, field or value that
+//! is not what was expected; clap's own usage errors also exit 2).
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::DeviceSpec;
+use crate::error::Error;
+
+/// Generate, train and measure diffusion models of sheet-music pages.
+#[derive(Debug, Parser)]
+#[command(name = "scoregen", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    /// Options every subcommand takes.
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    /// What to do.
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  scoregen generate \"a music score, instrumentation is piano, key is A major\"
+  scoregen train --preset tiny --data datasets/musicscore-mini --steps 200
+  scoregen dataset info datasets/musicscore-mini";
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Compute device: `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N` (those built in).
+    #[arg(long, global = true, default_value = "cpu", value_parser = DeviceSpec::parse)]
+    pub device: DeviceSpec,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write score pages for a text prompt.
+    #[command(after_help = "Example:\n  scoregen generate \"a music score, instrumentation is \
+                            violin\" --count 4 --steps 20 --out pages/")]
+    Generate(GenerateArgs),
+    /// Train the text-conditioned UNet on a MusicScore subset or a folder in its layout.
+    #[command(after_help = "Example:\n  scoregen train --preset tiny --data \
+                            datasets/musicscore-mini --steps 200 --out runs/tiny")]
+    Train(TrainArgs),
+    /// Fetch, inspect, check and prepare MusicScore data.
+    #[command(after_help = "Example:\n  scoregen dataset info datasets/musicscore-mini")]
+    Dataset(DatasetArgs),
+    /// Turn IMSLP work pages (HTML, wikitext, API JSON) into metadata and captions.
+    #[command(after_help = "Example:\n  scoregen ingest work.html --format json")]
+    Ingest(IngestArgs),
+    /// Measure sampling speed per device, backend, preset and batch size.
+    #[command(after_help = "Example:\n  scoregen bench --presets tiny,small --batch 1,4")]
+    Bench(BenchArgs),
+    /// Score how much generated pages read as scores.
+    #[command(after_help = "Example:\n  scoregen eval samples/ --reference \
+                            datasets/musicscore-mini/test")]
+    Eval(EvalArgs),
+}
+
+/// Arguments of `scoregen generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The prompt(s); several give several pages.
+    pub prompts: Vec<String>,
+}
+
+/// Arguments of `scoregen train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {}
+
+/// Arguments of `scoregen dataset`.
+#[derive(Debug, Args)]
+pub struct DatasetArgs {}
+
+/// Arguments of `scoregen ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {}
+
+/// Arguments of `scoregen bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {}
+
+/// Arguments of `scoregen eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {}
+
+/// Entry point of the binary: parse, run, map errors to exit codes.
+pub fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err),
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let name = match cli.command {
+        Command::Generate(_) => "generate",
+        Command::Train(_) => "train",
+        Command::Dataset(_) => "dataset",
+        Command::Ingest(_) => "ingest",
+        Command::Bench(_) => "bench",
+        Command::Eval(_) => "eval",
+    };
+    Err(Error::Unavailable(format!("`scoregen {name}` is not available in this build yet")).into())
+}
+
+/// Prints one line for the error chain and picks the exit code.
+fn report(err: &anyhow::Error) -> ExitCode {
+    let message: Vec<String> = err.chain().map(ToString::to_string).collect();
+    eprintln!("error: {}", message.join(": "));
+    let input = err.chain().any(|cause| cause.downcast_ref::<Error>().is_some_and(Error::is_input));
+    ExitCode::from(if input { 2 } else { 1 })
+}
+
+/// A panic is a bug in scoregen: say so in one line instead of a backtrace.
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{}: {payload} (please report it; RUST_BACKTRACE=1 shows more)",
+            location.unwrap_or_default()
+        );
+    }));
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCOREGEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("scoregen={level}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,46 @@
+//! DDIM (arXiv 2010.02502): the non-Markovian update
+//! `x_s = sqrt(ab_s) x0 + sqrt(1 - ab_s - s^2) eps + s z`, deterministic at `eta = 0`.
+
+use burn::tensor::Tensor;
+
+use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level};
+use crate::diffusion::noise::HostNoise;
+use crate::diffusion::objective::Prediction;
+
+/// DDIM with stochasticity `eta` (0: deterministic; 1: DDPM's variance).
+pub struct Ddim {
+    /// Fraction of the DDPM posterior noise added back at each step.
+    pub eta: f64,
+}
+
+impl Sampler for Ddim {
+    fn run(
+        &self,
+        levels: &[Level],
+        prediction: Prediction,
+        mut x: Tensor<4>,
+        model: &mut dyn Denoiser,
+        noise: &mut HostNoise,
+        hook: &mut dyn StepHook,
+    ) -> Tensor<4> {
+        for (i, &level) in levels.iter().enumerate() {
+            let next = next_level(levels, i);
+
+            // 1. Network estimates of the clean page and of the noise.
+            let (x0, eps) = denoise(model, prediction, x.clone(), level);
+
+            // 2. The noise kept (direction to x_t) and the noise drawn afresh.
+            let (ab_t, ab_s) = (level.alpha_bar, next.alpha_bar);
+            let fresh = self.eta * ((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s)).sqrt();
+            let kept = (1.0 - ab_s - fresh * fresh).max(0.0).sqrt();
+
+            // 3. The update.
+            x = x0.mul_scalar(ab_s.sqrt()) + eps.mul_scalar(kept);
+            if fresh > 0.0 {
+                x = x.clone() + noise.normal(x.dims(), &x.device()).mul_scalar(fresh);
+            }
+            x = hook.after_step(i, levels.len(), next, x);
+        }
+        x
+    }
+}

@@ -1,0 +1,210 @@
+//! Samplers: from noise to a page by repeated calls of a denoising network.
+//!
+//! Every sampler walks a grid of noise levels from the noisiest to a final, clean level
+//! (`alpha_bar = 1`, where the state equals the predicted `x0`). It sees the network only
+//! through [`Denoiser`], a closure from `(x_t, t)` to the network output, so it can be
+//! tested against the exact denoiser of a known distribution.
+
+mod ddim;
+mod ddpm;
+mod dpm_solver;
+mod euler;
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+pub use ddim::Ddim;
+pub use ddpm::Ddpm;
+pub use dpm_solver::DpmSolver2M;
+pub use euler::{Euler, Heun};
+
+use super::noise::HostNoise;
+use super::objective::Prediction;
+use super::schedule::{Schedule, TimestepSpacing};
+
+/// The network as a sampler sees it: its output for a batch `x_t` at continuous timestep
+/// `t` (all samples of the batch share `t`).
+///
+/// Shapes: `x_t` and the output are `[batch, channels, height, width]`.
+pub trait Denoiser {
+    /// The network output (in the model's [`Prediction`] units).
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4>;
+}
+
+impl<F: FnMut(Tensor<4>, f64) -> Tensor<4>> Denoiser for F {
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4> {
+        self(x_t, t)
+    }
+}
+
+/// One noise level of a sampling grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Level {
+    /// The (continuous) timestep the network is told.
+    pub t: f64,
+    /// The signal fraction `alpha_bar` at that timestep.
+    pub alpha_bar: f64,
+}
+
+impl Level {
+    /// The clean end of every grid.
+    pub const CLEAN: Level = Level { t: 0.0, alpha_bar: 1.0 };
+
+    /// The level of a discrete timestep.
+    pub fn discrete(schedule: &Schedule, t: usize) -> Self {
+        Self { t: t as f64, alpha_bar: schedule.alpha_bar(t) }
+    }
+
+    /// `sqrt(alpha_bar)`: the signal scale.
+    pub fn alpha(self) -> f64 {
+        self.alpha_bar.sqrt()
+    }
+
+    /// `sqrt(1 - alpha_bar)`: the noise scale.
+    pub fn sigma(self) -> f64 {
+        (1.0 - self.alpha_bar).max(0.0).sqrt()
+    }
+
+    /// Whether this is the clean end (no noise left).
+    pub fn is_clean(self) -> bool {
+        self.alpha_bar >= 1.0
+    }
+}
+
+/// What a step reports to the caller, which may also replace the state (inpainting
+/// re-imposes the known part of the page at each level).
+pub trait StepHook {
+    /// Called after each step with the new state `x` (variance-preserving scale) at
+    /// level `level`; returns the state to continue from.
+    fn after_step(&mut self, step: usize, total: usize, level: Level, x: Tensor<4>) -> Tensor<4>;
+}
+
+/// A hook that leaves the state alone.
+pub struct NoHook;
+
+impl StepHook for NoHook {
+    fn after_step(&mut self, _: usize, _: usize, _: Level, x: Tensor<4>) -> Tensor<4> {
+        x
+    }
+}
+
+/// A sampling method.
+pub trait Sampler {
+    /// The grid of `steps` noise levels, noisiest first; the clean level is implied after
+    /// the last one.
+    fn levels(&self, schedule: &Schedule, steps: usize) -> Vec<Level> {
+        schedule
+            .timesteps(steps, TimestepSpacing::Trailing)
+            .into_iter()
+            .map(|t| Level::discrete(schedule, t))
+            .collect()
+    }
+
+    /// Runs the sampler from `x` (at `levels[0]`, variance-preserving scale) to the clean
+    /// level.
+    ///
+    /// Shapes: `x` and the result are `[batch, channels, height, width]`.
+    fn run(
+        &self,
+        levels: &[Level],
+        prediction: Prediction,
+        x: Tensor<4>,
+        model: &mut dyn Denoiser,
+        noise: &mut HostNoise,
+        hook: &mut dyn StepHook,
+    ) -> Tensor<4>;
+}
+
+/// The samplers by name, as the command line and configs name them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerKind {
+    /// Ancestral sampling from the true posterior (DDPM).
+    Ddpm,
+    /// DDIM with `eta = 0` (deterministic).
+    Ddim,
+    /// DPM-Solver++ 2M, the default: about 20 steps.
+    #[default]
+    DpmSolver2M,
+    /// Euler on the Karras sigma grid.
+    Euler,
+    /// Heun (second order, two evaluations per step) on the Karras sigma grid.
+    Heun,
+}
+
+impl SamplerKind {
+    /// The sampler object.
+    pub fn build(self) -> Box<dyn Sampler> {
+        match self {
+            Self::Ddpm => Box::new(Ddpm),
+            Self::Ddim => Box::new(Ddim { eta: 0.0 }),
+            Self::DpmSolver2M => Box::new(DpmSolver2M),
+            Self::Euler => Box::new(Euler),
+            Self::Heun => Box::new(Heun),
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ddpm => "ddpm",
+            Self::Ddim => "ddim",
+            Self::DpmSolver2M => "dpmpp-2m",
+            Self::Euler => "euler",
+            Self::Heun => "heun",
+        }
+    }
+
+    /// Every sampler.
+    pub const ALL: [SamplerKind; 5] =
+        [Self::Ddpm, Self::Ddim, Self::DpmSolver2M, Self::Euler, Self::Heun];
+}
+
+/// Samples from `x_noise` (standard normal) or, with `init = (x0, strength)`, from a
+/// partially noised page: the grid is cut to its last `strength` fraction and `x0` is
+/// noised to its first level.
+///
+/// Shapes: `x_noise`, `x0` and the result are `[batch, channels, height, width]`.
+#[allow(clippy::too_many_arguments)]
+pub fn sample(
+    sampler: &dyn Sampler,
+    schedule: &Schedule,
+    prediction: Prediction,
+    steps: usize,
+    x_noise: Tensor<4>,
+    init: Option<(Tensor<4>, f64)>,
+    model: &mut dyn Denoiser,
+    noise: &mut HostNoise,
+    hook: &mut dyn StepHook,
+) -> Tensor<4> {
+    let mut levels = sampler.levels(schedule, steps);
+    let x = match init {
+        None => x_noise,
+        Some((x0, strength)) => {
+            let keep = ((levels.len() as f64 * strength.clamp(0.0, 1.0)).ceil() as usize).max(1);
+            levels.drain(..levels.len() - keep.min(levels.len()));
+            let first = levels[0];
+            x0.mul_scalar(first.alpha()) + x_noise.mul_scalar(first.sigma())
+        }
+    };
+    sampler.run(&levels, prediction, x, model, noise, hook)
+}
+
+/// The network's `(x0, eps)` at a level.
+fn denoise(
+    model: &mut dyn Denoiser,
+    prediction: Prediction,
+    x: Tensor<4>,
+    level: Level,
+) -> (Tensor<4>, Tensor<4>) {
+    let output = model.predict(x.clone(), level.t);
+    prediction.x0_and_eps(x, output, level.alpha(), level.sigma())
+}
+
+/// The level after `levels[i]`: the next one, or clean after the last.
+fn next_level(levels: &[Level], i: usize) -> Level {
+    levels.get(i + 1).copied().unwrap_or(Level::CLEAN)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! scoregen: text-to-score-page diffusion models, trained on MusicScore, sampled fast.
+//!
+//! The crate is a library with a thin command-line front end ([`cli`]). Each concern has
+//! its own module; `../DESIGN.md`-style overview lives in the README.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod cli;
+pub mod diffusion;
+pub mod error;
+pub mod fsutil;
+pub mod text;
+pub mod unet;
+
+#[cfg(test)]
+mod testing;
+
+pub use error::{Error, Result};
