@@ -1,11 +1,13 @@
 //! scoregen: text-to-score-page diffusion models, trained on MusicScore, sampled fast.
 //!
 //! The crate is a library with a thin command-line front end ([`cli`]). Each concern has
-//! its own module; `../DESIGN.md`-style overview lives in the README.
+//! its own module; the README gives an overview.
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
+pub mod dataset;
 pub mod diffusion;
 pub mod error;
 pub mod fsutil;

@@ -18,7 +18,12 @@ pub fn values<const D: usize>(tensor: &Tensor<D>) -> Vec<f32> {
 }
 
 /// Asserts that two tensors agree elementwise within `tol` (absolute).
-pub fn assert_close<const D: usize>(actual: &Tensor<D>, expected: &Tensor<D>, tol: f32, what: &str) {
+pub fn assert_close<const D: usize>(
+    actual: &Tensor<D>,
+    expected: &Tensor<D>,
+    tol: f32,
+    what: &str,
+) {
     assert_eq!(actual.dims(), expected.dims(), "{what}: shapes differ");
     for (i, (a, e)) in values(actual).iter().zip(values(expected)).enumerate() {
         assert!((a - e).abs() <= tol, "{what}: element {i} is {a}, expected {e} (tol {tol})");

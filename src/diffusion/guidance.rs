@@ -78,7 +78,12 @@ mod tests {
         let uncond = tensor4(&[0.0, 4.0], [1, 1, 1, 2], &device);
         let g = Guidance { scale: 3.0, rescale: 0.0 };
         // 0 + 3 * (1 - 0) = 3; 4 + 3 * (2 - 4) = -2.
-        assert_close(&g.combine(cond, uncond), &tensor4(&[3.0, -2.0], [1, 1, 1, 2], &device), 1e-6, "cfg");
+        assert_close(
+            &g.combine(cond, uncond),
+            &tensor4(&[3.0, -2.0], [1, 1, 1, 2], &device),
+            1e-6,
+            "cfg",
+        );
     }
 
     #[test]

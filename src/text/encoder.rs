@@ -5,7 +5,9 @@
 //! (e.g. a CLIP text tower loaded through hf-hub; the UNet only sees the context).
 
 use burn::module::Module;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -41,10 +43,15 @@ impl TextEncoderConfig {
         TextEncoder {
             tokens: EmbeddingConfig::new(self.vocab_size, self.dim).init(device),
             positions: EmbeddingConfig::new(self.max_tokens, self.dim).init(device),
-            transformer: TransformerEncoderConfig::new(self.dim, 4 * self.dim, self.heads, self.layers)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .init(device),
+            transformer: TransformerEncoderConfig::new(
+                self.dim,
+                4 * self.dim,
+                self.heads,
+                self.layers,
+            )
+            .with_dropout(0.0)
+            .with_norm_first(true)
+            .init(device),
             norm: LayerNormConfig::new(self.dim).init(device),
         }
     }
@@ -60,7 +67,8 @@ impl TextEncoder {
 
         // 1. Token plus learned position embeddings.
         let positions: Vec<i64> = (0..batch).flat_map(|_| 0..length as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [batch, length]), &device);
+        let positions =
+            Tensor::<2, Int>::from_data(TensorData::new(positions, [batch, length]), &device);
         let x = self.tokens.forward(ids) + self.positions.forward(positions);
 
         // 2. Transformer layers over the whole (padded) sequence, then a final norm.

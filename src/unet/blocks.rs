@@ -3,7 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    GroupNorm, GroupNormConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+    PaddingConfig2d,
+};
 use burn::tensor::activation::{gelu, silu};
 use burn::tensor::module::{attention, interpolate};
 use burn::tensor::ops::{AttentionModuleOptions, InterpolateMode, InterpolateOptions};
@@ -11,7 +14,9 @@ use burn::tensor::{Device, Tensor};
 
 /// A 3x3 convolution that keeps the spatial size.
 pub fn conv3x3(input: usize, output: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([input, output], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+    Conv2dConfig::new([input, output], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
 }
 
 /// A 3x3 convolution initialised to zero: a residual branch that starts as the identity.
@@ -50,14 +55,21 @@ pub struct ResBlock {
 
 impl ResBlock {
     /// A block from `input` to `output` channels conditioned on an `embedding_dim` vector.
-    pub fn new(input: usize, output: usize, embedding_dim: usize, groups: usize, device: &Device) -> Self {
+    pub fn new(
+        input: usize,
+        output: usize,
+        embedding_dim: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             norm1: GroupNormConfig::new(groups, input).init(device),
             conv1: conv3x3(input, output, device),
             embedding: LinearConfig::new(embedding_dim, output).init(device),
             norm2: GroupNormConfig::new(groups, output).init(device),
             conv2: zero_conv3x3(output, output, device),
-            skip: (input != output).then(|| Conv2dConfig::new([input, output], [1, 1]).init(device)),
+            skip: (input != output)
+                .then(|| Conv2dConfig::new([input, output], [1, 1]).init(device)),
         }
     }
 
@@ -113,7 +125,8 @@ impl Attention {
         let [batch, queries, dim] = x.dims();
         let [_, keys, _] = context.dims();
         let head_dim = dim / self.heads;
-        let split = |t: Tensor<3>, n: usize| t.reshape([batch, n, self.heads, head_dim]).swap_dims(1, 2);
+        let split =
+            |t: Tensor<3>, n: usize| t.reshape([batch, n, self.heads, head_dim]).swap_dims(1, 2);
 
         // 1. Project and split into heads: [batch, heads, tokens, head_dim].
         let q = split(self.query.forward(x), queries);
@@ -145,7 +158,13 @@ pub struct AttentionBlock {
 
 impl AttentionBlock {
     /// A block over `channels` features attending to a `text_dim`-wide context.
-    pub fn new(channels: usize, text_dim: usize, heads: usize, groups: usize, device: &Device) -> Self {
+    pub fn new(
+        channels: usize,
+        text_dim: usize,
+        heads: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             norm: GroupNormConfig::new(groups, channels).init(device),
             proj_in: LinearConfig::new(channels, channels).init(device),
@@ -156,7 +175,9 @@ impl AttentionBlock {
             norm_ff: LayerNormConfig::new(channels).init(device),
             ff_in: LinearConfig::new(channels, 4 * channels).init(device),
             ff_out: LinearConfig::new(4 * channels, channels).init(device),
-            proj_out: LinearConfig::new(channels, channels).with_initializer(Initializer::Zeros).init(device),
+            proj_out: LinearConfig::new(channels, channels)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
         }
     }
 
@@ -166,7 +187,8 @@ impl AttentionBlock {
         let [batch, channels, height, width] = x.dims();
 
         // 1. Pixels as tokens: [batch, height * width, channels].
-        let tokens = self.norm.forward(x.clone()).reshape([batch, channels, height * width]).swap_dims(1, 2);
+        let tokens =
+            self.norm.forward(x.clone()).reshape([batch, channels, height * width]).swap_dims(1, 2);
         let mut h = self.proj_in.forward(tokens);
 
         // 2. Self-attention among pixels, cross-attention to the text, feed-forward.
@@ -176,7 +198,8 @@ impl AttentionBlock {
         h = h.clone() + self.ff_out.forward(gelu(self.ff_in.forward(self.norm_ff.forward(h))));
 
         // 3. Back to a feature map, added to the input.
-        let out = self.proj_out.forward(h).swap_dims(1, 2).reshape([batch, channels, height, width]);
+        let out =
+            self.proj_out.forward(h).swap_dims(1, 2).reshape([batch, channels, height, width]);
         x + out
     }
 }

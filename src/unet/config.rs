@@ -123,7 +123,8 @@ impl UNetConfig {
 
     /// Checks the configuration for values no network can be built from.
     pub fn validate(&self) -> Result<()> {
-        let fail = |field: &str, why: String| Err(Error::input(format!("UNet config `{field}`: {why}")));
+        let fail =
+            |field: &str, why: String| Err(Error::input(format!("UNet config `{field}`: {why}")));
         if self.image_channels == 0 {
             return fail("image_channels", "must be at least 1".into());
         }
@@ -135,7 +136,10 @@ impl UNetConfig {
         }
         for &c in &self.channels {
             if self.groups == 0 || c % self.groups != 0 {
-                return fail("groups", format!("{} does not divide channel count {c}", self.groups));
+                return fail(
+                    "groups",
+                    format!("{} does not divide channel count {c}", self.groups),
+                );
             }
         }
         for &level in &self.attention_levels {

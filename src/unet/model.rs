@@ -3,7 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PixelShuffle, PixelShuffleConfig, PixelUnshuffle, PixelUnshuffleConfig};
+use burn::nn::{
+    GroupNorm, GroupNormConfig, Linear, LinearConfig, PixelShuffle, PixelShuffleConfig,
+    PixelUnshuffle, PixelUnshuffleConfig,
+};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
@@ -66,7 +69,13 @@ impl UNetConfig {
                 blocks.push(ResBlock::new(width, channels, embedding, self.groups, device));
                 width = channels;
                 if attention(level) {
-                    attentions.push(AttentionBlock::new(width, self.text_dim, heads(width), self.groups, device));
+                    attentions.push(AttentionBlock::new(
+                        width,
+                        self.text_dim,
+                        heads(width),
+                        self.groups,
+                        device,
+                    ));
                 }
                 skips.push(width);
             }
@@ -92,7 +101,13 @@ impl UNetConfig {
                 blocks.push(ResBlock::new(width + skip, channels, embedding, self.groups, device));
                 width = channels;
                 if attention(level) {
-                    attentions.push(AttentionBlock::new(width, self.text_dim, heads(width), self.groups, device));
+                    attentions.push(AttentionBlock::new(
+                        width,
+                        self.text_dim,
+                        heads(width),
+                        self.groups,
+                        device,
+                    ));
                 }
             }
             let upsample = (level > 0).then(|| Upsample::new(width, device));
@@ -108,7 +123,13 @@ impl UNetConfig {
             text_pool: LinearConfig::new(self.text_dim, embedding).init(device),
             down,
             mid_first: ResBlock::new(deepest, deepest, embedding, self.groups, device),
-            mid_attention: AttentionBlock::new(deepest, self.text_dim, mid_heads, self.groups, device),
+            mid_attention: AttentionBlock::new(
+                deepest,
+                self.text_dim,
+                mid_heads,
+                self.groups,
+                device,
+            ),
             mid_second: ResBlock::new(deepest, deepest, embedding, self.groups, device),
             up,
             norm_out: GroupNormConfig::new(self.groups, first).init(device),

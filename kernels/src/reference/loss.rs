@@ -26,7 +26,11 @@ mod tests {
             &device,
         );
         let target = Tensor::<4>::zeros([2, 1, 1, 2], &device);
-        let target = target + Tensor::from_data(TensorData::new(vec![0.0f32, 1.0, 2.0, 0.0], [2, 1, 1, 2]), &device);
+        let target = target
+            + Tensor::from_data(
+                TensorData::new(vec![0.0f32, 1.0, 2.0, 0.0], [2, 1, 1, 2]),
+                &device,
+            );
         let weight = Tensor::<1>::from_data(TensorData::new(vec![2.0f32, 0.5], [2]), &device);
         // Sample 0: mean(1, 4) = 2.5, times 2 = 5; sample 1: mean(4, 0) = 2, times 0.5 = 1.
         let loss = weighted_mse(output, target, weight).into_data().try_to_vec::<f32>().unwrap();

@@ -62,7 +62,7 @@ mod tests {
         // Sample 0: 0.6 x0 + 0.8 eps; sample 1: 0.8 x0 + 0.6 eps.
         let expected_xt = [1.0, 0.8, 0.4, 1.0];
         // v = alpha eps - sigma x0.
-        let expected_v = [-0.5, -1.9, 1.8, 0.5];
+        let expected_v = [-0.5, -1.9, 2.2, 0.5];
         for (a, e) in host(x_t).iter().zip(expected_xt) {
             assert!((a - e).abs() < 1e-6, "{a} vs {e}");
         }

@@ -88,8 +88,17 @@ fn moment_errors(kind: SamplerKind, steps: usize, prediction: Prediction) -> (f6
     let x_t = noise.normal([1, 1, 128, 128], &device);
     let mut model = exact_model(&mixture, &schedule, prediction);
     let sampler = kind.build();
-    let x0 =
-        sample(&*sampler, &schedule, prediction, steps, x_t, None, &mut model, &mut noise, &mut NoHook);
+    let x0 = sample(
+        &*sampler,
+        &schedule,
+        prediction,
+        steps,
+        x_t,
+        None,
+        &mut model,
+        &mut noise,
+        &mut NoHook,
+    );
     let samples: Vec<f64> = values(&x0).into_iter().map(f64::from).collect();
     let n = samples.len() as f64;
     let mean = samples.iter().sum::<f64>() / n;
@@ -148,7 +157,15 @@ fn seeded_sampling_repeats_exactly() {
         let mut model = exact_model(&mixture, &schedule, Prediction::V);
         let sampler = SamplerKind::Ddpm.build();
         values(&sample(
-            &*sampler, &schedule, Prediction::V, 10, x, None, &mut model, &mut noise, &mut NoHook,
+            &*sampler,
+            &schedule,
+            Prediction::V,
+            10,
+            x,
+            None,
+            &mut model,
+            &mut noise,
+            &mut NoHook,
         ))
     };
     assert_eq!(run(), run());

@@ -1,0 +1,176 @@
+//! Page preprocessing: decode, grayscale, fit to the training size at the page's own aspect
+//! (white padding, never squashing), and crops with their page coordinates for patch
+//! training (arXiv 2304.12526).
+//!
+//! Prepared pages are 8-bit grayscale (white = 255) until they become tensors, where a
+//! value `v` is `v / 127.5 - 1`: ink is -1 and paper is +1.
+
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{GrayImage, Luma};
+
+use crate::error::{Error, Result};
+
+/// Largest image side accepted, in pixels: a 200 dpi A3 page is about 3.3k; anything far
+/// past that is a broken or hostile file, not a score page.
+pub const MAX_SIDE: u32 = 16_384;
+
+/// Decodes an image file (PNG or JPEG) to grayscale.
+pub fn decode(path: &Path) -> Result<GrayImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    reader.limits(limits);
+    let image = reader
+        .decode()
+        .map_err(|e| Error::input(format!("{}: not a readable image: {e}", path.display())))?;
+    Ok(image.to_luma8())
+}
+
+/// Scales `page` to fit `width` x `height` at its own aspect ratio and centres it on white.
+pub fn fit(page: &GrayImage, width: u32, height: u32) -> GrayImage {
+    let (w, h) = page.dimensions();
+    let scale = (width as f64 / w as f64).min(height as f64 / h as f64);
+    let new_w = ((w as f64 * scale).round() as u32).clamp(1, width);
+    let new_h = ((h as f64 * scale).round() as u32).clamp(1, height);
+    // Triangle filtering widens its support with the scale factor, so large reductions
+    // average the covered pixels instead of aliasing thin staff lines away.
+    let resized = if (new_w, new_h) == (w, h) {
+        page.clone()
+    } else {
+        image::imageops::resize(page, new_w, new_h, FilterType::Triangle)
+    };
+    let mut out = GrayImage::from_pixel(width, height, Luma([255]));
+    let (left, top) = ((width - new_w) / 2, (height - new_h) / 2);
+    image::imageops::replace(&mut out, &resized, left as i64, top as i64);
+    out
+}
+
+/// A prepared page ready for batching: `width * height` gray values, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedPage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Gray values, 0 (ink) to 255 (paper).
+    pub pixels: Vec<u8>,
+}
+
+/// A crop of a prepared page: its position on the page and its values in `[-1, 1]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Crop {
+    /// Left edge on the page, in pixels.
+    pub left: usize,
+    /// Top edge on the page, in pixels.
+    pub top: usize,
+    /// Values, row-major, `crop_width * crop_height`.
+    pub values: Vec<f32>,
+}
+
+impl PreparedPage {
+    /// From a grayscale image.
+    pub fn from_image(image: &GrayImage) -> Self {
+        let (width, height) = image.dimensions();
+        Self { width: width as usize, height: height as usize, pixels: image.as_raw().clone() }
+    }
+
+    /// The crop of `width` x `height` at `(left, top)`, in `[-1, 1]`, with the ink darkened
+    /// or lightened by `ink` (1 keeps it; 0.8 makes black ink 80% as dark).
+    ///
+    /// Panics when the crop does not lie inside the page: callers pick positions with
+    /// [`PreparedPage::crop_positions`].
+    pub fn crop(&self, left: usize, top: usize, width: usize, height: usize, ink: f32) -> Crop {
+        assert!(
+            left + width <= self.width && top + height <= self.height,
+            "crop {width}x{height} at ({left}, {top}) leaves the {}x{} page",
+            self.width,
+            self.height
+        );
+        let mut values = Vec::with_capacity(width * height);
+        for row in top..top + height {
+            let line = &self.pixels[row * self.width + left..row * self.width + left + width];
+            // Paper stays at +1 while ink moves towards it: v' = 1 - ink * (1 - v).
+            values.extend(line.iter().map(|&p| 1.0 - ink * (1.0 - (p as f32 / 127.5 - 1.0))));
+        }
+        Crop { left, top, values }
+    }
+
+    /// The number of valid crop origins along each axis for a crop of the given size, on a
+    /// grid of `step` pixels (crops aligned to the UNet's size multiple keep the
+    /// space-to-depth stem's phase the same as on a whole page).
+    pub fn crop_positions(&self, width: usize, height: usize, step: usize) -> (usize, usize) {
+        let step = step.max(1);
+        let columns = self.width.saturating_sub(width) / step + 1;
+        let rows = self.height.saturating_sub(height) / step + 1;
+        (columns, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_keeps_aspect_and_pads_with_white() {
+        // A 100x50 black page into 40x40: scaled to 40x20, centred vertically.
+        let page = GrayImage::from_pixel(100, 50, Luma([0]));
+        let out = fit(&page, 40, 40);
+        assert_eq!(out.dimensions(), (40, 40));
+        assert_eq!(out.get_pixel(20, 9).0[0], 255, "above the page is padding");
+        assert_eq!(out.get_pixel(20, 10).0[0], 0, "first page row");
+        assert_eq!(out.get_pixel(20, 29).0[0], 0, "last page row");
+        assert_eq!(out.get_pixel(20, 30).0[0], 255, "below the page is padding");
+        assert_eq!(out.get_pixel(0, 20).0[0], 0, "full width");
+    }
+
+    #[test]
+    fn fit_averages_thin_lines_instead_of_dropping_them() {
+        // One-pixel black rows every 8 rows, reduced 4x: each survives as a gray row.
+        let mut page = GrayImage::from_pixel(64, 64, Luma([255]));
+        for y in (0..64).step_by(8) {
+            for x in 0..64 {
+                page.put_pixel(x, y, Luma([0]));
+            }
+        }
+        let out = fit(&page, 16, 16);
+        let darkest: Vec<u8> = (0..16)
+            .map(|y| out.get_pixel(8, y).0[0])
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|c| c[0].min(c[1]))
+            .collect();
+        assert!(darkest.iter().all(|&v| v < 230), "every line leaves a trace: {darkest:?}");
+    }
+
+    #[test]
+    fn crops_map_gray_to_unit_range_and_scale_ink() {
+        let mut image = GrayImage::from_pixel(4, 4, Luma([255]));
+        image.put_pixel(1, 2, Luma([0]));
+        let page = PreparedPage::from_image(&image);
+        let crop = page.crop(1, 2, 2, 2, 1.0);
+        assert_eq!((crop.left, crop.top), (1, 2));
+        assert_eq!(crop.values, vec![-1.0, 1.0, 1.0, 1.0]);
+        let light = page.crop(1, 2, 1, 1, 0.75);
+        assert!((light.values[0] - (-0.5)).abs() < 1e-6, "{:?}", light.values);
+        assert_eq!(page.crop_positions(2, 2, 1), (3, 3));
+        assert_eq!(page.crop_positions(4, 4, 2), (1, 1));
+    }
+
+    #[test]
+    fn undecodable_files_are_input_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.png");
+        std::fs::write(&path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let err = decode(&path).unwrap_err();
+        assert!(err.is_input() && err.to_string().contains("broken.png"), "{err}");
+        std::fs::write(&path, b"").unwrap();
+        assert!(decode(&path).unwrap_err().to_string().contains("broken.png"));
+    }
+}
