@@ -11,7 +11,9 @@ pub mod dataset;
 pub mod diffusion;
 pub mod error;
 pub mod fsutil;
+pub mod sample;
 pub mod text;
+pub mod train;
 pub mod unet;
 
 #[cfg(test)]

@@ -10,6 +10,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::DeviceSpec;
 use crate::error::Error;
 
+mod generate;
+mod train;
+
+pub use generate::GenerateArgs;
+pub use train::TrainArgs;
+
 /// Generate, train and measure diffusion models of sheet-music pages.
 #[derive(Debug, Parser)]
 #[command(name = "scoregen", version, about, long_about = None, after_help = EXAMPLES)]
@@ -68,17 +74,6 @@ pub enum Command {
     Eval(EvalArgs),
 }
 
-/// Arguments of `scoregen generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// The prompt(s); several give several pages.
-    pub prompts: Vec<String>,
-}
-
-/// Arguments of `scoregen train`.
-#[derive(Debug, Args)]
-pub struct TrainArgs {}
-
 /// Arguments of `scoregen dataset`.
 #[derive(Debug, Args)]
 pub struct DatasetArgs {}
@@ -108,9 +103,9 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let name = match cli.command {
-        Command::Generate(_) => "generate",
-        Command::Train(_) => "train",
+    let name = match &cli.command {
+        Command::Generate(args) => return generate::run(args, cli.global.device, cli.global.quiet),
+        Command::Train(args) => return train::run(args, cli.global.device, cli.global.quiet),
         Command::Dataset(_) => "dataset",
         Command::Ingest(_) => "ingest",
         Command::Bench(_) => "bench",

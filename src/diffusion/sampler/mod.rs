@@ -155,6 +155,14 @@ impl SamplerKind {
         }
     }
 
+    /// The sampler of a command-line name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown sampler `{name}`: expected one of {}", names.join(", "))
+        })
+    }
+
     /// Every sampler.
     pub const ALL: [SamplerKind; 5] =
         [Self::Ddpm, Self::Ddim, Self::DpmSolver2M, Self::Euler, Self::Heun];

@@ -1,0 +1,129 @@
+//! `scoregen train`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::DeviceSpec;
+use crate::train::{LogRecord, Observer, TrainConfig, Trainer};
+use crate::unet::Preset;
+
+/// Arguments of `scoregen train`; each flag overrides the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A JSON training config (fields left out keep their defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model size.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Data set root (MusicScore layout).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run folder for checkpoints and logs.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Optimiser steps in total.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Pages or crops per step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Patch training: square crop side in pixels (0: whole pages).
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Steps between checkpoints.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Devices for data-parallel training, comma separated (default: the global --device).
+    #[arg(long, value_delimiter = ',', value_parser = DeviceSpec::parse)]
+    pub devices: Option<Vec<DeviceSpec>>,
+    /// Continue from the newest checkpoint in the run folder.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl TrainArgs {
+    /// The config file with the flags applied.
+    pub fn resolve(&self, device: DeviceSpec) -> crate::Result<TrainConfig> {
+        let mut config = match &self.config {
+            Some(path) => TrainConfig::load(path)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(value) = &self.$field { config.$field = value.clone(); })* };
+        }
+        set!(preset, data, out, steps, batch_size, learning_rate, crop, seed, checkpoint_every);
+        match &self.devices {
+            Some(devices) => config.devices = devices.iter().map(ToString::to_string).collect(),
+            None if self.config.is_none() => config.devices = vec![device.to_string()],
+            None => {}
+        }
+        Ok(config)
+    }
+}
+
+/// Draws the run as a progress bar with loss, rate and ETA.
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Observer for Bar {
+    fn preparing(&mut self, done: usize, total: usize) {
+        if done == 1 {
+            self.bar.set_length(total as u64);
+            self.bar.set_style(style("preparing pages {bar:30} {pos}/{len} [{elapsed} < {eta}]"));
+        }
+        self.bar.set_position(done as u64);
+    }
+
+    fn started(&mut self, step: usize, total: usize) {
+        self.bar.set_style(style(
+            "step {pos}/{len} {bar:30} loss {msg} [{elapsed} < {eta}, {per_sec}]",
+        ));
+        self.bar.set_length(total as u64);
+        self.bar.set_position(step as u64);
+        self.bar.reset_eta();
+    }
+
+    fn step(&mut self, record: &LogRecord) {
+        self.bar.set_position(record.step as u64);
+        self.bar.set_message(format!(
+            "{:.4} lr {:.2e} {:.2} img/s",
+            record.loss, record.learning_rate, record.images_per_second
+        ));
+    }
+
+    fn checkpoint(&mut self, path: &std::path::Path) {
+        self.bar.println(format!("checkpoint {}", path.display()));
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("a valid progress template")
+}
+
+/// Runs `scoregen train`.
+pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<()> {
+    let config = args.resolve(device)?;
+    let json = serde_json::to_string_pretty(&config).expect("a train config serialises");
+    if !quiet {
+        eprintln!("training with seed {} and config:\n{json}", config.seed);
+    }
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.enable_steady_tick(Duration::from_millis(500));
+    let mut observer = Bar { bar };
+    let mut trainer = Trainer::new(config, args.resume, &mut observer)?;
+    let last = trainer.run(&mut observer)?;
+    observer.bar.finish();
+    println!("trained to step {}; checkpoint {}", trainer.step(), last.display());
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! From prompts to pages: the trained score model as a denoiser under classifier-free
+//! guidance (conditional and unconditional passes batched into one call), any of the
+//! samplers, and image-to-image and inpainting from a partial page.
+
+pub mod output;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::GrayImage;
+
+use crate::checkpoint::LoadedModel;
+use crate::diffusion::sampler::{Level, StepHook, sample};
+use crate::diffusion::{Guidance, HostNoise, SamplerKind, Schedule};
+use crate::error::{Error, Result};
+use crate::text::ids_tensor;
+use crate::unet::score_model::coordinate_channels;
+
+/// How to sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The sampler.
+    pub sampler: SamplerKind,
+    /// Network evaluations per page (Heun uses two per step).
+    pub steps: usize,
+    /// Classifier-free guidance.
+    pub guidance: Guidance,
+    /// Page width in pixels.
+    pub width: usize,
+    /// Page height in pixels.
+    pub height: usize,
+    /// Seed of the first page; page `i` of a run uses `seed + i`, so any page can be
+    /// made again on its own.
+    pub seed: u64,
+}
+
+/// A partial page to start from.
+#[derive(Clone, Debug)]
+pub struct Init {
+    /// The page, already at the output size.
+    pub page: GrayImage,
+    /// Image-to-image: how much of the noise schedule to run, in `(0, 1]` (1 ignores the
+    /// page except where a mask keeps it).
+    pub strength: f64,
+    /// Inpainting: white (255) where the page is regenerated, black where it is kept.
+    pub mask: Option<GrayImage>,
+}
+
+/// Generates pages with a loaded model.
+pub struct Generator<'a> {
+    loaded: &'a LoadedModel,
+    device: Device,
+    schedule: Schedule,
+}
+
+/// Gray values `[0, 255]` to model values `[-1, 1]`.
+fn to_unit(image: &GrayImage) -> Vec<f32> {
+    image.as_raw().iter().map(|&p| p as f32 / 127.5 - 1.0).collect()
+}
+
+impl<'a> Generator<'a> {
+    /// A generator on `device` (where the model was loaded).
+    pub fn new(loaded: &'a LoadedModel, device: Device) -> Self {
+        Self { schedule: Schedule::new(&loaded.config.schedule), loaded, device }
+    }
+
+    /// Checks options against the model, naming the bad value and the valid range.
+    pub fn check(&self, options: &Options) -> Result<()> {
+        self.loaded.config.unet.check_size(options.width, options.height)?;
+        if !(1..=1000).contains(&options.steps) {
+            return Err(Error::input(format!("steps {} is outside 1..=1000", options.steps)));
+        }
+        let g = options.guidance;
+        if !(g.scale.is_finite() && (0.0..=30.0).contains(&g.scale)) {
+            return Err(Error::input(format!("guidance {} is outside 0..=30", g.scale)));
+        }
+        if !(0.0..=1.0).contains(&g.rescale) {
+            return Err(Error::input(format!("guidance rescale {} is outside 0..=1", g.rescale)));
+        }
+        Ok(())
+    }
+
+    /// Generates one page per prompt, all in one batch.
+    ///
+    /// `progress` is called after every sampler step with `(step, total)`.
+    pub fn generate(
+        &self,
+        prompts: &[String],
+        negative: &str,
+        options: &Options,
+        init: Option<&Init>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<GrayImage>> {
+        self.check(options)?;
+        let (batch, width, height) = (prompts.len(), options.width, options.height);
+        let device = &self.device;
+        let model = &self.loaded.model;
+        let unet = &self.loaded.config.unet;
+
+        // 1. The text contexts: conditional, then the negative (or empty) prompt.
+        let tokenizer = &self.loaded.tokenizer;
+        let mut ids: Vec<Vec<u32>> = prompts.iter().map(|p| tokenizer.encode(p).ids).collect();
+        let guided = options.guidance.is_active();
+        if guided {
+            ids.extend(std::iter::repeat_n(tokenizer.encode(negative).ids, batch));
+        }
+        let context = model.encode(ids_tensor(&ids, device));
+
+        // 2. The page coordinates of a whole page, for models trained on crops.
+        let passes = if guided { 2 * batch } else { batch };
+        let coords = (unet.coord_channels > 0).then(|| {
+            let origins = vec![(0, 0); passes];
+            coordinate_channels(&origins, height, width, width, height, device)
+        });
+
+        // 3. The denoiser: one network call for both guidance passes.
+        let guidance = options.guidance;
+        let mut denoiser = |x_t: Tensor<4>, t: f64| {
+            let x = if guided { Tensor::cat(vec![x_t.clone(), x_t], 0) } else { x_t };
+            let x = match &coords {
+                Some(coords) => Tensor::cat(vec![x, coords.clone()], 1),
+                None => x,
+            };
+            let t = Tensor::<1>::full([passes], t as f32, device);
+            let output = model.denoise(x, t, context.clone());
+            if guided {
+                let cond = output.clone().narrow(0, 0, batch);
+                let uncond = output.narrow(0, batch, batch);
+                guidance.combine(cond, uncond)
+            } else {
+                output
+            }
+        };
+
+        // 4. Initial noise drawn on the host, page by page, so a seed is one page anywhere.
+        let noise: Vec<f32> = (0..batch)
+            .flat_map(|i| HostNoise::new(options.seed + i as u64).normal_vec(width * height))
+            .collect();
+        let x_noise =
+            Tensor::<4>::from_data(TensorData::new(noise, [batch, 1, height, width]), device);
+        let mut ancestral = HostNoise::new(options.seed ^ 0x5eed);
+
+        // 5. Sample, from noise or from a partly noised page.
+        let sampler = options.sampler.build();
+        let total = options.steps;
+        let mut reporter = Progress { progress, total };
+        let x0 = match init {
+            None => sample(
+                &*sampler,
+                &self.schedule,
+                self.loaded.config.prediction,
+                total,
+                x_noise,
+                None,
+                &mut denoiser,
+                &mut ancestral,
+                &mut reporter,
+            ),
+            Some(init) => self.from_init(
+                init,
+                options,
+                batch,
+                x_noise,
+                &mut denoiser,
+                &mut ancestral,
+                &mut reporter,
+            )?,
+        };
+        Ok(to_pages(x0))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_init(
+        &self,
+        init: &Init,
+        options: &Options,
+        batch: usize,
+        x_noise: Tensor<4>,
+        denoiser: &mut dyn crate::diffusion::Denoiser,
+        ancestral: &mut HostNoise,
+        reporter: &mut Progress<'_>,
+    ) -> Result<Tensor<4>> {
+        let (width, height) = (options.width, options.height);
+        let device = &self.device;
+        if init.page.dimensions() != (width as u32, height as u32) {
+            return Err(Error::input(format!(
+                "the init page is {}x{} but the output is {width}x{height}",
+                init.page.width(),
+                init.page.height()
+            )));
+        }
+        let page: Vec<f32> = (0..batch).flat_map(|_| to_unit(&init.page)).collect();
+        let known =
+            Tensor::<4>::from_data(TensorData::new(page, [batch, 1, height, width]), device);
+        let sampler = options.sampler.build();
+        let prediction = self.loaded.config.prediction;
+        let Some(mask) = &init.mask else {
+            let init = Some((known, init.strength));
+            return Ok(sample(
+                &*sampler,
+                &self.schedule,
+                prediction,
+                options.steps,
+                x_noise,
+                init,
+                denoiser,
+                ancestral,
+                reporter,
+            ));
+        };
+        if mask.dimensions() != init.page.dimensions() {
+            return Err(Error::input(format!(
+                "the mask is {}x{} but the init page is {}x{}",
+                mask.width(),
+                mask.height(),
+                init.page.width(),
+                init.page.height()
+            )));
+        }
+        let regenerate: Vec<f32> = (0..batch)
+            .flat_map(|_| mask.as_raw().iter().map(|&m| if m >= 128 { 1.0 } else { 0.0 }))
+            .collect();
+        let regenerate =
+            Tensor::<4>::from_data(TensorData::new(regenerate, [batch, 1, height, width]), device);
+        let mut hook = Inpaint {
+            known: known.clone(),
+            regenerate,
+            noise: HostNoise::new(options.seed ^ 0x1a7e),
+            inner: reporter,
+            device: device.clone(),
+        };
+        let init = Some((known, init.strength));
+        Ok(sample(
+            &*sampler,
+            &self.schedule,
+            prediction,
+            options.steps,
+            x_noise,
+            init,
+            denoiser,
+            ancestral,
+            &mut hook,
+        ))
+    }
+}
+
+/// Reports progress after each step.
+struct Progress<'a> {
+    progress: &'a mut dyn FnMut(usize, usize),
+    total: usize,
+}
+
+impl StepHook for Progress<'_> {
+    fn after_step(&mut self, step: usize, total: usize, _: Level, x: Tensor<4>) -> Tensor<4> {
+        (self.progress)((step + 1).min(self.total), total);
+        x
+    }
+}
+
+/// Inpainting by replacement: after every step the kept part of the page is reset to the
+/// known page noised to the current level, so the regenerated part grows around it.
+struct Inpaint<'a, 'b> {
+    known: Tensor<4>,
+    regenerate: Tensor<4>,
+    noise: HostNoise,
+    inner: &'a mut Progress<'b>,
+    device: Device,
+}
+
+impl StepHook for Inpaint<'_, '_> {
+    fn after_step(&mut self, step: usize, total: usize, level: Level, x: Tensor<4>) -> Tensor<4> {
+        let x = self.inner.after_step(step, total, level, x);
+        let eps = self.noise.normal(self.known.dims(), &self.device);
+        let noised = self.known.clone().mul_scalar(level.alpha()) + eps.mul_scalar(level.sigma());
+        let keep = self.regenerate.clone().neg().add_scalar(1.0);
+        x * self.regenerate.clone() + noised * keep
+    }
+}
+
+/// Model values to 8-bit pages.
+fn to_pages(x: Tensor<4>) -> Vec<GrayImage> {
+    let [batch, _, height, width] = x.dims();
+    let values =
+        x.clamp(-1.0, 1.0).into_data().convert::<f32>().try_to_vec::<f32>().expect("float pages");
+    values
+        .chunks(width * height)
+        .take(batch)
+        .map(|page| {
+            let pixels = page.iter().map(|&v| ((v + 1.0) * 127.5).round() as u8).collect();
+            GrayImage::from_raw(width as u32, height as u32, pixels).expect("the buffer fits")
+        })
+        .collect()
+}
