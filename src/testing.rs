@@ -29,3 +29,23 @@ pub fn assert_close<const D: usize>(
         assert!((a - e).abs() <= tol, "{what}: element {i} is {a}, expected {e} (tol {tol})");
     }
 }
+
+/// A data set of the first `pages` training pages of the bundled mini set, in a temporary
+/// folder, with the mini set's metadata.
+pub fn mini_subset(pages: usize) -> tempfile::TempDir {
+    let source = crate::dataset::bundled_mini();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let train = dir.path().join("train");
+    std::fs::create_dir(&train).expect("a train folder");
+    std::fs::copy(source.join("metadata.json"), dir.path().join("metadata.json"))
+        .expect("metadata");
+    let mut names: Vec<_> = std::fs::read_dir(source.join("train"))
+        .expect("the bundled train split")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    names.sort();
+    for name in names.into_iter().take(pages) {
+        std::fs::copy(source.join("train").join(&name), train.join(&name)).expect("a page");
+    }
+    dir
+}

@@ -351,7 +351,10 @@ mod tests {
             ("Genre Categories", "Sonatas ; For violin, piano;;Scores featuring the violin"),
             ("Instrumentation", "Violin, Piano"),
         ]);
-        assert_eq!(work.genre_categories, ["Sonatas", "For violin, piano", "Scores featuring the violin"]);
+        assert_eq!(
+            work.genre_categories,
+            ["Sonatas", "For violin, piano", "Scores featuring the violin"]
+        );
         let names: Vec<_> = work.instruments.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["violin", "piano"]);
     }

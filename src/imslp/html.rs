@@ -203,7 +203,9 @@ mod tests {
         assert_eq!(work.key.as_deref(), Some("C major"));
         assert_eq!(
             work.movements.as_deref(),
-            Some("4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto")
+            Some(
+                "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto"
+            )
         );
         assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
         assert_eq!(work.first_publication.as_deref(), Some("1799"));
@@ -212,13 +214,25 @@ mod tests {
         assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
         assert_eq!(
             work.instruments,
-            [Instrument::new("violin", 2), Instrument::new("viola", 1), Instrument::new("cello", 1)]
+            [
+                Instrument::new("violin", 2),
+                Instrument::new("viola", 1),
+                Instrument::new("cello", 1)
+            ]
         );
         assert_eq!(
             work.genre_categories,
-            ["Quartets", "For 2 violins, viola, cello", "Scores featuring the violin", "For strings"]
+            [
+                "Quartets",
+                "For 2 violins, viola, cello",
+                "Scores featuring the violin",
+                "For strings"
+            ]
         );
-        assert_eq!(work.extra.get("Dedication").map(String::as_str), Some("Count Joseph Georg Erdődy"));
+        assert_eq!(
+            work.extra.get("Dedication").map(String::as_str),
+            Some("Count Joseph Georg Erdődy")
+        );
         assert_eq!(work.extra.get("Average Duration").map(String::as_str), Some("22 minutes"));
         // The short label is never read when a long one is there.
         assert!(work.extra.keys().all(|key| !key.contains("Avg.")), "{:?}", work.extra);
@@ -231,14 +245,26 @@ mod tests {
         let summary: Vec<_> = work
             .editions
             .iter()
-            .map(|e| (e.file_id.as_deref(), e.description.as_deref(), e.pages, e.licence.as_deref()))
+            .map(|e| {
+                (e.file_id.as_deref(), e.description.as_deref(), e.pages, e.licence.as_deref())
+            })
             .collect();
         assert_eq!(
             summary,
             [
                 (Some("913207"), Some("Complete Score"), Some(24_u32), Some("Public Domain")),
-                (Some("913208"), Some("Violin 1"), Some(6), Some("Creative Commons Attribution 4.0")),
-                (Some("913209"), Some("Violin 2"), Some(5), Some("Creative Commons Attribution 4.0")),
+                (
+                    Some("913208"),
+                    Some("Violin 1"),
+                    Some(6),
+                    Some("Creative Commons Attribution 4.0")
+                ),
+                (
+                    Some("913209"),
+                    Some("Violin 2"),
+                    Some(5),
+                    Some("Creative Commons Attribution 4.0")
+                ),
             ]
         );
         let score = &work.editions[0];

@@ -176,8 +176,11 @@ pub fn parse_any(path: &Path) -> Result<Vec<WorkMetadata>> {
 /// JSON is either a work list (it has `intvals` entries or the `metadata` paging block) or
 /// MusicScore records; both are told apart after one parse.
 fn parse_json(text: &str) -> Result<Vec<WorkMetadata>> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::input(format!("invalid JSON ({e}); expected an IMSLP work list or metadata.json records")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        Error::input(format!(
+            "invalid JSON ({e}); expected an IMSLP work list or metadata.json records"
+        ))
+    })?;
     if api::is_worklist(&value) {
         let list = api::worklist_from_value(&value)?;
         Ok(list.works.iter().map(WorkListEntry::to_metadata).collect())
@@ -268,7 +271,8 @@ pub(crate) mod tests {
         assert_eq!(detect_form("[[Category:Songs]]"), None);
         assert_eq!(detect_form("just some notes"), None);
         // IMSLP's edit page is HTML that shows the wikitext in a text box.
-        let edit_page = "<html><div class=\"wi_body\"></div><textarea>{{#fte:imslppage\n}}</textarea>";
+        let edit_page =
+            "<html><div class=\"wi_body\"></div><textarea>{{#fte:imslppage\n}}</textarea>";
         assert_eq!(detect_form(edit_page), Some(Form::Html));
     }
 
@@ -291,7 +295,10 @@ pub(crate) mod tests {
         std::fs::write(&notes, "a shopping list\n").unwrap();
         let err = parse_any(&notes).unwrap_err();
         assert!(err.is_input());
-        assert!(err.to_string().contains("notes.txt") && err.to_string().contains("expected"), "{err}");
+        assert!(
+            err.to_string().contains("notes.txt") && err.to_string().contains("expected"),
+            "{err}"
+        );
 
         let broken = dir.path().join("broken.wikitext");
         std::fs::write(&broken, "{{#fte:imslppage\n|Work Title=Unfinished\n").unwrap();

@@ -108,7 +108,10 @@ fn mark(rest: &str) -> Option<(Kind, usize)> {
         ("|", Kind::Pipe),
         ("=", Kind::Equals),
     ];
-    marks.into_iter().find(|(text, _)| rest.starts_with(text)).map(|(text, kind)| (kind, text.len()))
+    marks
+        .into_iter()
+        .find(|(text, _)| rest.starts_with(*text))
+        .map(|(text, kind)| (kind, text.len()))
 }
 
 fn tokenize(text: &str) -> Vec<Token> {
@@ -189,8 +192,13 @@ enum Scope {
     Top,
     /// Inside a template opened on line `opened`; in an argument's first part, `=` ends
     /// the name.
-    Template { opened: usize, split_at_equals: bool },
-    Link { opened: usize },
+    Template {
+        opened: usize,
+        split_at_equals: bool,
+    },
+    Link {
+        opened: usize,
+    },
 }
 
 struct Parser<'t> {
@@ -335,7 +343,8 @@ fn file_editions(file: &Template) -> Result<Vec<Edition>> {
             Some((label, number)) => (label, Some(number)),
             None => (name.as_str(), None),
         };
-        let field = FileField { label: label.to_string(), name: name.clone(), value, line: arg.line };
+        let field =
+            FileField { label: label.to_string(), name: name.clone(), value, line: arg.line };
         match number {
             Some(number) => numbered.entry(number).or_default().push(field),
             None => shared.push(field),
@@ -348,7 +357,7 @@ fn file_editions(file: &Template) -> Result<Vec<Edition>> {
         // An edition without numbered files still records its facts once.
         numbered.insert(1, Vec::new());
     }
-    let edition = |own: &Vec<FileField>| {
+    let edition = |own: &Vec<FileField>| -> Result<Edition> {
         let mut edition = Edition::default();
         for field in shared.iter().chain(own) {
             edition.set_labelled(&field.label, &field.value).map_err(|why| {
@@ -502,7 +511,9 @@ mod tests {
         assert_eq!(work.key.as_deref(), Some("C major"));
         assert_eq!(
             work.movements.as_deref(),
-            Some("4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto")
+            Some(
+                "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto"
+            )
         );
         assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
         assert_eq!(work.first_publication.as_deref(), Some("1799"));
@@ -510,7 +521,11 @@ mod tests {
         assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
         assert_eq!(
             work.instruments,
-            [Instrument::new("violin", 2), Instrument::new("viola", 1), Instrument::new("cello", 1)]
+            [
+                Instrument::new("violin", 2),
+                Instrument::new("viola", 1),
+                Instrument::new("cello", 1)
+            ]
         );
         assert_eq!(work.composer_time_period, None);
         assert!(work.genre_categories.is_empty());
@@ -525,7 +540,10 @@ mod tests {
         assert_eq!(extra("Tags"), Some("quartets ; 2vn va vc ; strings"));
         assert_eq!(
             extra("Extra Information"),
-            Some("The slow movement varies the hymn Gott erhalte Franz den Kaiser & closes pianissimo.")
+            Some(
+                "The slow movement varies the hymn Gott erhalte Franz den Kaiser & closes \
+                 pianissimo."
+            )
         );
         for empty in ["Librettist", "Language", "First Performance", "Movements Header"] {
             assert_eq!(extra(empty), None, "{empty}");
@@ -539,13 +557,20 @@ mod tests {
         let summary: Vec<_> = work
             .editions
             .iter()
-            .map(|e| (e.file_name.as_deref(), e.description.as_deref(), e.pages, e.licence.as_deref()))
+            .map(|e| {
+                (e.file_name.as_deref(), e.description.as_deref(), e.pages, e.licence.as_deref())
+            })
             .collect();
         let cc = Some("Creative Commons Attribution 4.0");
         assert_eq!(
             summary,
             [
-                (Some("PMLP99001-Haydn_Op76No3_Score.pdf"), Some("Complete Score"), Some(24_u32), Some("Public Domain")),
+                (
+                    Some("PMLP99001-Haydn_Op76No3_Score.pdf"),
+                    Some("Complete Score"),
+                    Some(24_u32),
+                    Some("Public Domain")
+                ),
                 (Some("PMLP99001-Haydn_Op76No3_Violin1.pdf"), Some("Violin 1"), Some(6), cc),
                 (Some("PMLP99001-Haydn_Op76No3_Violin2.pdf"), Some("Violin 2"), Some(5), cc),
             ]
@@ -638,7 +663,10 @@ mod tests {
 
     #[test]
     fn an_edition_without_file_numbers_keeps_its_facts() {
-        let text = page("|*****FILES*****=\n{{#fte:imslpfile\n|Copyright=Public Domain\n}}\n{{#fte:imslpfile\n|Scanner=\n}}");
+        let text = page(
+            "|*****FILES*****=\n{{#fte:imslpfile\n|Copyright=Public Domain\n}}\n\
+             {{#fte:imslpfile\n|Scanner=\n}}",
+        );
         let work = parse_wikitext(&text).unwrap();
         assert_eq!(work.editions.len(), 1);
         assert_eq!(work.editions[0].licence.as_deref(), Some("Public Domain"));

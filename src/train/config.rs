@@ -74,6 +74,8 @@ pub struct TrainConfig {
     pub sample_steps: usize,
     /// Compute devices for data-parallel training (`cpu`, `cuda:0`, ...).
     pub devices: Vec<String>,
+    /// Where prepared pages are cached (default: `$SCOREGEN_CACHE` or `~/.cache/scoregen`).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -108,6 +110,7 @@ impl Default for TrainConfig {
             sample_every: 0,
             sample_steps: 20,
             devices: vec!["cpu".to_string()],
+            cache_dir: None,
         }
     }
 }

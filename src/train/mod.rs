@@ -94,7 +94,8 @@ impl Trainer {
         let devices = devices(&config)?;
         let set = DataSet::open(&config.data, Split::Train)?;
         let (width, height) = config.page_size();
-        let cache = PageCache::new(&default_cache_root(), &set, width, height);
+        let cache_root = config.cache_dir.clone().unwrap_or_else(default_cache_root);
+        let cache = PageCache::new(&cache_root, &set, width, height);
         let (batcher, preparation) =
             Batcher::new(&set, cache, &config, |done, total| observer.preparing(done, total))?;
         if !preparation.skipped.is_empty() {
@@ -119,7 +120,7 @@ impl Trainer {
         let tokenizer =
             Tokenizer::from_captions(batcher.captions(), config.min_word_count, config.max_tokens);
         let model_config = model_config(&config, &tokenizer);
-        let model = model_config.init(&devices[0]);
+        let model = model_config.init_seeded(batch::mix(&[config.seed, u64::MAX - 1]), &devices[0]);
         let ema = model.valid();
         let log = StepLog::create(&config.out, 0)?;
         Ok(Self {
@@ -199,11 +200,18 @@ impl Trainer {
     /// Trains until the configured number of steps, writing checkpoints on the way and
     /// at the end. Returns the last checkpoint's folder.
     pub fn run(&mut self, observer: &mut dyn Observer) -> Result<PathBuf> {
+        self.run_until(self.config.steps, observer)
+    }
+
+    /// Trains until step `stop` (at most the configured total), with the checkpoints and
+    /// log lines of [`Trainer::run`].
+    pub fn run_until(&mut self, stop: usize, observer: &mut dyn Observer) -> Result<PathBuf> {
+        let stop = stop.min(self.config.steps);
         observer.started(self.step, self.config.steps);
         let start = Instant::now();
         let first = self.step;
         let mut last = None;
-        while self.step < self.config.steps {
+        while self.step < stop {
             let loss = self.train_step()?;
             let elapsed = start.elapsed().as_secs_f64();
             let done = (self.step - first) as f64;
@@ -372,3 +380,6 @@ fn model_config(config: &TrainConfig, tokenizer: &Tokenizer) -> ModelConfig {
     model.page_height = page_height;
     model
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,11 +73,25 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Builds a freshly initialised model.
+    /// Builds a freshly initialised model from the backend's current random stream.
     pub fn init(&self, device: &Device) -> ScoreModel {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ScoreModel { text: self.text.init(device), unet: self.unet.init(device) }
+    }
+
+    /// Builds a model whose initial weights are fixed by `seed`.
+    ///
+    /// Burn's initialisers draw from one process-wide stream per backend; the lock keeps
+    /// any other initialisation from drawing in between the seeding and this one.
+    pub fn init_seeded(&self, seed: u64, device: &Device) -> ScoreModel {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        device.seed(seed);
         ScoreModel { text: self.text.init(device), unet: self.unet.init(device) }
     }
 }
+
+/// Serialises model initialisation (see [`ModelConfig::init_seeded`]).
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Text encoder and UNet.
 #[derive(Module, Debug)]

@@ -1,0 +1,163 @@
+//! MusicScore's `metadata.json`: IMSLP "General Information" records as JSON objects.
+//!
+//! MusicScore stores each label as scraped from the HTML page, the short label glued onto
+//! the long one ("Opus/Catalogue NumberOp./Cat. No."); [`WorkMetadata::from_fields`] maps
+//! such keys by their long-label prefix. A file holds one record (an object of label/value
+//! pairs), an array of records, or an object of records keyed by score id (the key is kept
+//! in `extra` as "record id"). Values are strings; an array of strings is joined with "; "
+//! (so "Genre Categories" may be either form), numbers and booleans are written out, and
+//! null is no value. Keys no label matches are kept in `extra` as stored.
+
+use serde_json::{Map, Value};
+
+use super::WorkMetadata;
+use super::fields::field_for_label;
+use crate::error::{Error, Result};
+
+/// Parses a `metadata.json` file into its records.
+pub fn parse_metadata_json(text: &str) -> Result<Vec<WorkMetadata>> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::input(format!("metadata.json: invalid JSON ({e})")))?;
+    records_from_value(&value)
+}
+
+pub(crate) fn records_from_value(value: &Value) -> Result<Vec<WorkMetadata>> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| record(item, &format!("record {i}"), None))
+            .collect(),
+        Value::Object(map) if !map.is_empty() && map.values().all(Value::is_object) => map
+            .iter()
+            .map(|(key, item)| record(item, &format!("record \"{key}\""), Some(key.as_str())))
+            .collect(),
+        Value::Object(_) => Ok(vec![record(value, "record", None)?]),
+        other => Err(Error::input(format!(
+            "metadata.json: expected an object (one record, or records keyed by id) or an \
+             array of records, found {other}"
+        ))),
+    }
+}
+
+/// One record; `name` says which, for error messages.
+fn record(value: &Value, name: &str, id: Option<&str>) -> Result<WorkMetadata> {
+    let object: &Map<String, Value> = value.as_object().ok_or_else(|| {
+        Error::input(format!(
+            "metadata.json {name}: expected an object of label/value pairs, found {value}"
+        ))
+    })?;
+    // A record that names no IMSLP field is some other JSON, not metadata to keep quietly.
+    if !object.keys().any(|key| field_for_label(key).is_some()) {
+        return Err(Error::input(format!(
+            "metadata.json {name}: no IMSLP field (expected keys such as \"Work Title\", \
+             \"Composer\" or \"Instrumentation\")"
+        )));
+    }
+    let mut fields: Vec<(String, String)> = object
+        .iter()
+        .filter_map(|(key, value)| value_text(value).map(|text| (key.clone(), text)))
+        .collect();
+    if let Some(id) = id {
+        fields.push(("record id".to_string(), id.to_string()));
+    }
+    Ok(WorkMetadata::from_fields(fields))
+}
+
+fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(value_text).collect();
+            Some(parts.join("; "))
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imslp::Instrument;
+    use crate::imslp::tests::METADATA;
+
+    #[test]
+    fn reads_every_field_of_a_record() {
+        let records = parse_metadata_json(METADATA).unwrap();
+        assert_eq!(records.len(), 2);
+        let work = &records[0];
+        assert_eq!(work.work_title.as_deref(), Some("String Quartet Op.76 No.3"));
+        assert_eq!(work.alternative_title.as_deref(), Some("Emperor\nKaiserquartett"));
+        assert_eq!(work.composer.as_deref(), Some("Haydn, Joseph"));
+        assert_eq!(work.opus.as_deref(), Some("Op.76 No.3"));
+        assert_eq!(work.i_catalogue.as_deref(), Some("Hob. III:77"));
+        assert_eq!(work.key.as_deref(), Some("C major"));
+        assert_eq!(
+            work.movements.as_deref(),
+            Some(
+                "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto"
+            )
+        );
+        assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
+        assert_eq!(work.first_publication.as_deref(), Some("1799"));
+        assert_eq!(work.composer_time_period.as_deref(), Some("Classical"));
+        assert_eq!(work.piece_style.as_deref(), Some("Classical"));
+        assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
+        assert_eq!(work.genre_categories.len(), 4);
+        assert_eq!(
+            work.extra.get("Dedication").map(String::as_str),
+            Some("Count Joseph Georg Erdődy")
+        );
+        assert_eq!(
+            work.extra.get("Average DurationAvg. Duration").map(String::as_str),
+            Some("22 minutes")
+        );
+    }
+
+    #[test]
+    fn array_values_single_names_and_unknown_keys() {
+        let song = &parse_metadata_json(METADATA).unwrap()[1];
+        assert_eq!(song.composer_display().as_deref(), Some("Traditional"));
+        assert_eq!(song.genre_categories, ["Songs", "For voice, piano", "Folk songs"]);
+        assert_eq!(song.instruments, [Instrument::new("voice", 1), Instrument::new("piano", 1)]);
+        assert_eq!(song.extra.get("image_path").map(String::as_str), Some("scores/000123.png"));
+        assert_eq!(song.extra.get("pages").map(String::as_str), Some("2"));
+        assert_eq!(song.opus, None, "null is no value");
+        assert_eq!(
+            song.caption(),
+            "a music score, composer is Traditional, instrumentation is voice, piano, \
+             key is F major, style is Romantic, genre is Songs"
+        );
+    }
+
+    #[test]
+    fn accepts_one_record_or_records_keyed_by_id() {
+        let one = parse_metadata_json(r#"{"Work Title": "Air", "Key": "D major"}"#).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].key.as_deref(), Some("D major"));
+        let keyed = r#"{"s1": {"Work Title": "Air"}, "s2": {"Composer": "Purcell, Henry"}}"#;
+        let keyed = parse_metadata_json(keyed).unwrap();
+        assert_eq!(keyed[1].extra.get("record id").map(String::as_str), Some("s2"));
+        assert_eq!(keyed[1].composer_display().as_deref(), Some("Henry Purcell"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_metadata() {
+        let cases = [
+            ("[{\"Work Title\": \"Air\"}, 7]", "record 1: expected an object"),
+            ("{\"name\": \"config\", \"size\": 3}", "record: no IMSLP field"),
+            (
+                "{\"a\": {\"Key\": \"C\"}, \"b\": {\"colour\": \"red\"}}",
+                "record \"b\": no IMSLP field",
+            ),
+            ("\"text\"", "expected an object"),
+            ("{\"Key\": ", "invalid JSON"),
+        ];
+        for (text, expected) in cases {
+            let err = parse_metadata_json(text).unwrap_err();
+            assert!(err.is_input());
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+    }
+}
