@@ -2,8 +2,10 @@
 //! published folder layout and `metadata.json`, captions, page preprocessing at the
 //! page's own aspect, crops for patch training, and an on-disk cache of prepared pages.
 
+pub mod archive;
 pub mod cache;
 pub mod caption;
+pub mod hub;
 pub mod layout;
 pub mod metadata;
 pub mod page;

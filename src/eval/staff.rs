@@ -236,24 +236,32 @@ impl PageStructure {
 impl StaffDetector {
     /// Checks that the settings make sense; the error names the offending field.
     pub fn validate(&self) -> Result<()> {
-        let rules: [(&str, f64, bool, &str); 11] = [
-            ("band_width", f64::from(self.band_width), self.band_width >= 1, "at least 1"),
-            ("band_fill", self.band_fill, self.band_fill > 0.0 && self.band_fill <= 1.0, "in (0, 1]"),
-            ("link_tolerance", self.link_tolerance, self.link_tolerance >= 0.0, "at least 0"),
-            ("merge_distance", self.merge_distance, self.merge_distance >= 0.0, "at least 0"),
-            ("min_line_fraction", self.min_line_fraction, (0.0..=1.0).contains(&self.min_line_fraction), "in [0, 1]"),
-            ("min_line_length", self.min_line_length, self.min_line_length >= 0.0, "at least 0"),
-            ("min_spacing", self.min_spacing, self.min_spacing > self.merge_distance, "above merge_distance"),
-            ("max_spacing", self.max_spacing, self.max_spacing >= self.min_spacing, "at least min_spacing"),
-            ("spacing_tolerance", self.spacing_tolerance, self.spacing_tolerance >= 0.0, "at least 0"),
-            ("min_line_overlap", self.min_line_overlap, (0.0..=1.0).contains(&self.min_line_overlap), "in [0, 1]"),
-            ("gap_join_spaces", self.gap_join_spaces.unwrap_or(0.0), self.gap_join_spaces.is_none_or(|g| g >= 0.0), "at least 0"),
+        let any = f64::INFINITY;
+        // (field, value, lowest, highest allowed)
+        let ranges: [(&str, f64, f64, f64); 11] = [
+            ("band_width", f64::from(self.band_width), 1.0, any),
+            ("band_fill", self.band_fill, 0.01, 1.0),
+            ("link_tolerance", self.link_tolerance, 0.0, any),
+            ("merge_distance", self.merge_distance, 0.0, any),
+            ("min_line_fraction", self.min_line_fraction, 0.0, 1.0),
+            ("min_line_length", self.min_line_length, 0.0, any),
+            // Lines closer than the merge distance are merged, so no staff could be smaller.
+            ("min_spacing", self.min_spacing, self.merge_distance, any),
+            ("max_spacing", self.max_spacing, self.min_spacing, any),
+            ("spacing_tolerance", self.spacing_tolerance, 0.0, any),
+            ("min_line_overlap", self.min_line_overlap, 0.0, 1.0),
+            ("gap_join_spaces", self.gap_join_spaces.unwrap_or(0.0), 0.0, any),
         ];
-        for (field, value, ok, rule) in rules {
-            // NaN fails every comparison above, so `ok` is already false for it.
-            if !ok {
+        for (field, value, low, high) in ranges {
+            // `contains` is false for NaN, so NaN settings are refused too.
+            if !(low..=high).contains(&value) {
+                let expected = if high.is_finite() {
+                    format!("in [{low}, {high}]")
+                } else {
+                    format!("at least {low}")
+                };
                 return Err(Error::input(format!(
-                    "staff detector setting `{field}` must be {rule}, got {value}"
+                    "staff detector setting `{field}` is {value}, expected {expected}"
                 )));
             }
         }
@@ -457,11 +465,12 @@ impl StaffDetector {
     fn group_systems(&self, ink: &InkMap, staves: &[Staff]) -> Vec<System> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (s, staff) in staves.iter().enumerate() {
-            if s > 0 && self.same_system(ink, &staves[s - 1], staff) {
-                if let Some(group) = groups.last_mut() {
-                    group.push(s);
-                    continue;
-                }
+            if s > 0
+                && self.same_system(ink, &staves[s - 1], staff)
+                && let Some(group) = groups.last_mut()
+            {
+                group.push(s);
+                continue;
             }
             groups.push(vec![s]);
         }
@@ -593,10 +602,7 @@ fn column_at_rank(columns: &[usize], rank: usize) -> usize {
 fn longest_run(row: &[bool], start: usize, end: usize, max_gap: usize) -> (usize, usize, usize) {
     let mut best = (0, start, start);
     let mut run: Option<(usize, usize)> = None;
-    for x in start..end {
-        if !row[x] {
-            continue;
-        }
+    for (x, _) in row.iter().enumerate().take(end).skip(start).filter(|(_, ink)| **ink) {
         let from = match run {
             Some((from, last)) if x - last - 1 <= max_gap => from,
             _ => x,
@@ -637,16 +643,15 @@ fn merge_lines(lines: Vec<StaffLine>, distance: f64) -> Vec<StaffLine> {
     let mut merged: Vec<StaffLine> = Vec::with_capacity(lines.len());
     for line in lines {
         let close = merged.last().is_some_and(|prev| line.y - prev.y <= distance);
-        match merged.last_mut() {
-            Some(prev) if close => {
-                let (wp, wl) = (f64::from(prev.length()), f64::from(line.length()));
-                prev.y = (prev.y * wp + line.y * wl) / (wp + wl).max(1.0);
-                prev.thickness = prev.thickness.max(line.thickness);
-                prev.x0 = prev.x0.min(line.x0);
-                prev.x1 = prev.x1.max(line.x1);
-            }
-            _ => merged.push(line),
+        if close && let Some(prev) = merged.last_mut() {
+            let (wp, wl) = (f64::from(prev.length()), f64::from(line.length()));
+            prev.y = (prev.y * wp + line.y * wl) / (wp + wl).max(1.0);
+            prev.thickness = prev.thickness.max(line.thickness);
+            prev.x0 = prev.x0.min(line.x0);
+            prev.x1 = prev.x1.max(line.x1);
+            continue;
         }
+        merged.push(line);
     }
     merged
 }
@@ -932,7 +937,8 @@ mod tests {
                 .iter()
                 .filter(|rows| !rows.is_empty())
                 .min_by(|a, b| (a[0] - staff.top).abs().total_cmp(&(b[0] - staff.top).abs()));
-            let Some(rows) = nearest.filter(|rows| (rows[0] - staff.top).abs() < 2.0 * staff.spacing)
+            let Some(rows) =
+                nearest.filter(|rows| (rows[0] - staff.top).abs() < 2.0 * staff.spacing)
             else {
                 continue;
             };
@@ -969,8 +975,14 @@ mod tests {
             }
         }
         assert!(pages >= 30, "only {pages} test pages in {}", root.display());
-        assert!(counts_right * 100 >= pages * 95, "staff counts right on {counts_right}/{pages}: {misses:#?}");
-        assert!(layouts_right * 100 >= pages * 90, "layouts right on {layouts_right}/{pages}: {misses:#?}");
+        assert!(
+            counts_right * 100 >= pages * 95,
+            "staff counts right on {counts_right}/{pages}: {misses:#?}"
+        );
+        assert!(
+            layouts_right * 100 >= pages * 90,
+            "layouts right on {layouts_right}/{pages}: {misses:#?}"
+        );
         assert!(worst <= 1.0, "a detected line is {worst} px from its label");
     }
 }

@@ -66,13 +66,13 @@ fn selector(css: &'static str) -> Result<Selector> {
 
 /// The `(label, value)` pairs of every table row under `scope` that has a `th` and a `td`.
 fn labelled_rows(scope: ElementRef<'_>, selectors: &Selectors) -> Vec<(String, String)> {
-    let row_pair = |row: ElementRef<'_>| {
+    let rows = scope.select(&selectors.row).filter_map(|row| {
         let cells: Vec<ElementRef<'_>> = row.children().filter_map(ElementRef::wrap).collect();
         let th = cells.iter().find(|cell| cell.value().name() == "th")?;
         let td = cells.iter().find(|cell| cell.value().name() == "td")?;
         Some((label_text(*th, selectors), cell_text(*td)))
-    };
-    scope.select(&selectors.row).filter_map(row_pair).collect()
+    });
+    rows.collect()
 }
 
 /// A label's long form (`span.mh555`), or the whole `th` text when there is none.
