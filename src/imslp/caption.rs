@@ -3,11 +3,11 @@
 //!
 //! A caption opens with "a music score" and then gives, only where the record knows them and
 //! always in this order:
-//! 1. the composer in reading order: "composer is Johann Sebastian Bach";
-//! 2. the instrumentation as written, lower-cased: "instrumentation is 2 violins, viola, cello";
-//! 3. the key: "key is A major";
-//! 4. the piece style: "style is Baroque";
-//! 5. the first genre category: "genre is Suites".
+//! 1. the instrumentation as written, lower-cased: "instrumentation is 2 violins, viola, cello";
+//! 2. the key: "key is A major";
+//! 3. the piece style: "style is Baroque";
+//! 4. the composer in reading order: "composer is Johann Sebastian Bach";
+//! 5. the first genre category, lower-cased: "genre is suites".
 //!
 //! Parts are joined by ", ". A value written over several lines joins its lines with "; ",
 //! so a caption is always one line. The caption depends on the record alone, so one record
@@ -20,9 +20,6 @@ impl WorkMetadata {
     /// `imslp::caption`).
     pub fn caption(&self) -> String {
         let mut parts = vec!["a music score".to_string()];
-        if let Some(composer) = one_line(self.composer_display().as_deref()) {
-            parts.push(format!("composer is {composer}"));
-        }
         if let Some(instrumentation) = one_line(self.instrumentation.as_deref()) {
             parts.push(format!("instrumentation is {}", instrumentation.to_lowercase()));
         }
@@ -32,8 +29,11 @@ impl WorkMetadata {
         if let Some(style) = one_line(self.piece_style.as_deref()) {
             parts.push(format!("style is {style}"));
         }
+        if let Some(composer) = one_line(self.composer_display().as_deref()) {
+            parts.push(format!("composer is {composer}"));
+        }
         if let Some(genre) = one_line(self.genre_categories.first().map(String::as_str)) {
-            parts.push(format!("genre is {genre}"));
+            parts.push(format!("genre is {}", genre.to_lowercase()));
         }
         parts.join(", ")
     }
@@ -69,8 +69,8 @@ mod tests {
         ]);
         assert_eq!(
             work.caption(),
-            "a music score, composer is Johann Sebastian Bach, instrumentation is cello, \
-             key is G major, style is Baroque, genre is Suites"
+            "a music score, instrumentation is cello, key is G major, style is Baroque, \
+             composer is Johann Sebastian Bach, genre is suites"
         );
         assert_eq!(work.caption(), work.clone().caption());
     }
@@ -82,8 +82,8 @@ mod tests {
         let page = crate::imslp::parse_html(HTML).unwrap();
         assert_eq!(
             page.caption(),
-            "a music score, composer is Joseph Haydn, instrumentation is 2 violins, viola, \
-             cello, key is C major, style is Classical, genre is Quartets"
+            "a music score, instrumentation is 2 violins, viola, cello, key is C major, \
+             style is Classical, composer is Joseph Haydn, genre is quartets"
         );
         assert!(!page.caption().contains('\n'));
     }

@@ -126,8 +126,8 @@ mod tests {
         assert_eq!(song.opus, None, "null is no value");
         assert_eq!(
             song.caption(),
-            "a music score, composer is Traditional, instrumentation is voice, piano, \
-             key is F major, style is Romantic, genre is Songs"
+            "a music score, instrumentation is voice, piano, key is F major, \
+             style is Romantic, composer is Traditional, genre is songs"
         );
     }
 
