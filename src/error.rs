@@ -44,9 +44,20 @@ impl Error {
         Self::Io { path: path.as_ref().to_path_buf(), source }
     }
 
-    /// Whether the error is the user's input (exit code 2) rather than a runtime failure.
+    /// Whether the error is the user's input (exit code 2) rather than a runtime failure:
+    /// a malformed value, or a path the user named that is missing or not accessible.
     pub fn is_input(&self) -> bool {
-        matches!(self, Self::Input(_))
+        use std::io::ErrorKind::{NotADirectory, NotFound, PermissionDenied, ReadOnlyFilesystem};
+        match self {
+            Self::Input(_) => true,
+            Self::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    NotFound | PermissionDenied | ReadOnlyFilesystem | NotADirectory
+                )
+            }
+            Self::Unavailable(_) | Self::Runtime(_) => false,
+        }
     }
 }
 

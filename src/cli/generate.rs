@@ -74,7 +74,7 @@ pub struct GenerateArgs {
     pub batch: usize,
 }
 
-fn parse_size(text: &str) -> Result<(usize, usize), String> {
+pub(super) fn parse_size(text: &str) -> Result<(usize, usize), String> {
     let (w, h) =
         text.split_once('x').ok_or_else(|| format!("size `{text}` is not WIDTHxHEIGHT"))?;
     let side = |s: &str| {

@@ -10,9 +10,15 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::DeviceSpec;
 use crate::error::Error;
 
+mod bench;
+mod dataset;
+mod eval;
 mod generate;
 mod train;
 
+pub use bench::BenchArgs;
+pub use dataset::{DatasetArgs, IngestArgs};
+pub use eval::EvalArgs;
 pub use generate::GenerateArgs;
 pub use train::TrainArgs;
 
@@ -74,22 +80,6 @@ pub enum Command {
     Eval(EvalArgs),
 }
 
-/// Arguments of `scoregen dataset`.
-#[derive(Debug, Args)]
-pub struct DatasetArgs {}
-
-/// Arguments of `scoregen ingest`.
-#[derive(Debug, Args)]
-pub struct IngestArgs {}
-
-/// Arguments of `scoregen bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {}
-
-/// Arguments of `scoregen eval`.
-#[derive(Debug, Args)]
-pub struct EvalArgs {}
-
 /// Entry point of the binary: parse, run, map errors to exit codes.
 pub fn main() -> ExitCode {
     install_panic_hook();
@@ -103,21 +93,27 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let name = match &cli.command {
-        Command::Generate(args) => return generate::run(args, cli.global.device, cli.global.quiet),
-        Command::Train(args) => return train::run(args, cli.global.device, cli.global.quiet),
-        Command::Dataset(_) => "dataset",
-        Command::Ingest(_) => "ingest",
-        Command::Bench(_) => "bench",
-        Command::Eval(_) => "eval",
-    };
-    Err(Error::Unavailable(format!("`scoregen {name}` is not available in this build yet")).into())
+    let GlobalArgs { device, quiet, .. } = cli.global;
+    match &cli.command {
+        Command::Generate(args) => generate::run(args, device, quiet),
+        Command::Train(args) => train::run(args, device, quiet),
+        Command::Dataset(args) => dataset::run(args, quiet),
+        Command::Ingest(args) => dataset::ingest(args),
+        Command::Bench(args) => bench::run(args, device, quiet),
+        Command::Eval(args) => eval::run(args),
+    }
 }
 
 /// Prints one line for the error chain and picks the exit code.
 fn report(err: &anyhow::Error) -> ExitCode {
-    let message: Vec<String> = err.chain().map(ToString::to_string).collect();
-    eprintln!("error: {}", message.join(": "));
+    // Causes already spelled out by the message above them are not repeated.
+    let mut message = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if !message.contains(&cause) {
+            message = if message.is_empty() { cause } else { format!("{message}: {cause}") };
+        }
+    }
+    eprintln!("error: {message}");
     let input = err.chain().any(|cause| cause.downcast_ref::<Error>().is_some_and(Error::is_input));
     ExitCode::from(if input { 2 } else { 1 })
 }

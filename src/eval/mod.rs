@@ -13,6 +13,7 @@
 pub mod frechet;
 pub mod measures;
 pub mod overlay;
+pub mod report;
 pub mod staff;
 
 pub use frechet::frechet_distance;

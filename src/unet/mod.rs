@@ -3,6 +3,7 @@
 
 mod blocks;
 pub mod config;
+mod flops;
 mod model;
 pub mod score_model;
 

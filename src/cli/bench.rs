@@ -1,0 +1,121 @@
+//! `scoregen bench`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::backend::DeviceSpec;
+use crate::bench::{self, BenchConfig, Report, quality};
+use crate::checkpoint::{self, Weights};
+use crate::diffusion::SamplerKind;
+use crate::error::Error;
+use crate::fsutil::write_atomic;
+use crate::unet::Preset;
+
+/// Arguments of `scoregen bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Devices to measure, comma separated (default: the global --device).
+    #[arg(long, value_delimiter = ',', value_parser = DeviceSpec::parse)]
+    pub devices: Option<Vec<DeviceSpec>>,
+    /// Presets, comma separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "tiny,small")]
+    pub presets: Vec<Preset>,
+    /// Page size WIDTHxHEIGHT for every preset (default: each preset's own).
+    #[arg(long, value_parser = super::generate::parse_size)]
+    pub size: Option<(usize, usize)>,
+    /// Pages per call, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<usize>,
+    /// Sampler steps of the full sampling run.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Timed runs per figure.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Print one table from earlier JSON results instead of measuring.
+    #[arg(long, num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+    /// Also score pages from this checkpoint at each sampler and step count.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Samplers for the quality table, comma separated.
+    #[arg(long, value_delimiter = ',', value_parser = SamplerKind::parse, default_value = "ddim,dpmpp-2m")]
+    pub samplers: Vec<SamplerKind>,
+    /// Step counts for the quality table, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,50")]
+    pub step_counts: Vec<usize>,
+    /// Pages per setting in the quality table.
+    #[arg(long, default_value_t = 2)]
+    pub pages: usize,
+}
+
+/// Runs `scoregen bench`.
+pub fn run(args: &BenchArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<()> {
+    if !args.merge.is_empty() {
+        let mut reports = Vec::new();
+        for path in &args.merge {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let report: Report = serde_json::from_str(&text).map_err(|e| {
+                Error::input(format!("{}: not a scoregen bench report: {e}", path.display()))
+            })?;
+            reports.push(report);
+        }
+        print!("{}", bench::table(&bench::merge(&reports)));
+        return Ok(());
+    }
+    let config = BenchConfig {
+        devices: args.devices.clone().unwrap_or_else(|| vec![device]),
+        presets: args.presets.clone(),
+        size: args.size,
+        batches: args.batch.clone(),
+        steps: args.steps,
+        runs: args.runs,
+        warmup: args.warmup,
+    };
+    let report = bench::run(&config, &mut |what| {
+        if !quiet {
+            eprintln!("measuring {what}");
+        }
+    })?;
+    println!(
+        "{} on {} ({} threads), guided batches, f32",
+        report.machine.host, report.machine.cpu, report.machine.threads
+    );
+    print!("{}", bench::table(&bench::merge(std::slice::from_ref(&report))));
+    if let Some(path) = &args.json {
+        write_atomic(
+            path,
+            serde_json::to_string_pretty(&report).expect("a report serialises").as_bytes(),
+        )?;
+    }
+    if let Some(folder) = &args.checkpoint {
+        let burn_device = device.device()?;
+        let loaded = checkpoint::load(folder, Weights::Ema, &burn_device)?;
+        let size = args.size.unwrap_or((loaded.config.page_width, loaded.config.page_height));
+        let prompts =
+            vec!["a music score, instrumentation is piano".to_string(); args.pages.max(1)];
+        let rows = quality::sampler_table(
+            &loaded,
+            &burn_device,
+            &args.samplers,
+            &args.step_counts,
+            &prompts,
+            size,
+        )?;
+        println!("\n{:<10} {:>6} {:>12} {:>10}", "sampler", "steps", "readability", "s/page");
+        for row in rows {
+            println!(
+                "{:<10} {:>6} {:>12.3} {:>10.2}",
+                row.sampler, row.steps, row.readability, row.seconds_per_page
+            );
+        }
+    }
+    Ok(())
+}
