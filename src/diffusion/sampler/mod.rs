@@ -169,8 +169,8 @@ impl SamplerKind {
 }
 
 /// Samples from `x_noise` (standard normal) or, with `init = (x0, strength)`, from a
-/// partially noised page: the grid is cut to its last `strength` fraction and `x0` is
-/// noised to its first level.
+/// partially noised page: `x0` is noised to timestep `strength * T`, and sampling runs from
+/// there through the grid's lower levels.
 ///
 /// Shapes: `x_noise`, `x0` and the result are `[batch, channels, height, width]`.
 #[allow(clippy::too_many_arguments)]
@@ -189,8 +189,16 @@ pub fn sample(
     let x = match init {
         None => x_noise,
         Some((x0, strength)) => {
-            let keep = ((levels.len() as f64 * strength.clamp(0.0, 1.0)).ceil() as usize).max(1);
-            levels.drain(..levels.len() - keep.min(levels.len()));
+            // Strength is a fraction of the training time axis, not of the grid: Karras grids
+            // crowd their levels at low noise, so a fraction of levels would start far noisier.
+            let start = strength.clamp(0.0, 1.0) * (schedule.len() - 1) as f64;
+            let first_kept =
+                levels.iter().position(|l| l.t <= start + 1e-9).unwrap_or(levels.len());
+            levels.drain(..first_kept);
+            // The grid rarely has a level at exactly `start`: begin there all the same.
+            if levels.first().is_none_or(|l| l.t < start - 1e-6) {
+                levels.insert(0, Level { t: start, alpha_bar: schedule.alpha_bar_at(start) });
+            }
             let first = levels[0];
             x0.mul_scalar(first.alpha()) + x_noise.mul_scalar(first.sigma())
         }

@@ -183,3 +183,51 @@ fn error_table() {
         }
     }
 }
+
+#[test]
+fn init_strength_cuts_the_grid_by_timestep() {
+    let device = cpu();
+    let schedule = Schedule::new(&ScheduleConfig::default());
+    let x0 = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 4], [1, 1, 2, 2]), &device);
+    for kind in [SamplerKind::DpmSolver2M, SamplerKind::Ddim] {
+        for strength in [0.3, 1.0] {
+            let mut seen = Vec::new();
+            // A model that knows the page: it predicts x0 exactly from any noise level.
+            let mut model = |x_t: Tensor<4>, t: f64| {
+                seen.push(t);
+                let level = Level { t, alpha_bar: schedule.alpha_bar_at(t) };
+                let eps = (x_t - x0.clone().mul_scalar(level.alpha())).div_scalar(level.sigma());
+                Prediction::Eps.target(x0.clone(), eps, level.alpha(), level.sigma())
+            };
+            let mut noise = HostNoise::new(1);
+            let x_noise = noise.normal([1, 1, 2, 2], &device);
+            let out = sample(
+                &*kind.build(),
+                &schedule,
+                Prediction::Eps,
+                20,
+                x_noise,
+                Some((x0.clone(), strength)),
+                &mut model,
+                &mut noise,
+                &mut NoHook,
+            );
+            let first = seen[0];
+            assert!(first <= strength * 999.0 + 1e-9, "{kind:?} {strength}: starts at t = {first}");
+            if strength == 1.0 {
+                assert!(
+                    first > 990.0,
+                    "{kind:?}: the full grid starts at the noisiest level, not {first}"
+                );
+            } else {
+                assert!(
+                    first > 0.5 * strength * 999.0,
+                    "{kind:?}: {first} is far below the asked start"
+                );
+            }
+            for v in values(&out) {
+                assert!((v - 0.5).abs() < 1e-3, "{kind:?} {strength}: {v}");
+            }
+        }
+    }
+}
