@@ -105,6 +105,10 @@ impl Observer for Bar {
     fn checkpoint(&mut self, path: &std::path::Path) {
         self.bar.println(format!("checkpoint {}", path.display()));
     }
+
+    fn report(&mut self, path: &std::path::Path) {
+        self.bar.println(format!("samples {}", path.display()));
+    }
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -125,5 +129,7 @@ pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
     let last = trainer.run(&mut observer)?;
     observer.bar.finish();
     println!("trained to step {}; checkpoint {}", trainer.step(), last.display());
+    let (loss, sheet) = trainer.write_report()?;
+    println!("loss curve {}; samples {}", loss.display(), sheet.display());
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod checkpoints;
 pub mod config;
 pub mod ema;
 mod log;
+pub mod plot;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,7 +33,15 @@ use crate::unet::score_model::coordinate_channels;
 use crate::unet::{ModelConfig, ScoreModel};
 use batch::{Batcher, Sample};
 pub use config::TrainConfig;
-pub use log::{LogRecord, StepLog};
+pub use log::{LogRecord, StepLog, read as read_log};
+
+/// The prompts of every sample sheet, one page each (seeds 0 to 3).
+const SHEET_PROMPTS: [&str; 4] = [
+    "a music score, instrumentation is piano",
+    "a music score, instrumentation is violin",
+    "a music score, instrumentation is mixed chorus (satb)",
+    "a music score, instrumentation is 2 violins, viola, cello",
+];
 
 /// What a run reports as it goes; the command line draws it, tests record it.
 pub trait Observer {
@@ -44,6 +53,8 @@ pub trait Observer {
     fn step(&mut self, _record: &LogRecord) {}
     /// A checkpoint was written.
     fn checkpoint(&mut self, _path: &std::path::Path) {}
+    /// A sample sheet was written.
+    fn report(&mut self, _path: &std::path::Path) {}
 }
 
 /// An observer that ignores everything.
@@ -226,6 +237,10 @@ impl Trainer {
                 self.log.append(&record)?;
             }
             observer.step(&record);
+            if self.config.sample_every > 0 && self.step % self.config.sample_every == 0 {
+                let (_, sheet) = self.write_report()?;
+                observer.report(&sheet);
+            }
             if self.step % self.config.checkpoint_every == 0 || self.step == self.config.steps {
                 let path = self.save()?;
                 observer.checkpoint(&path);
@@ -236,6 +251,40 @@ impl Trainer {
             Some(path) => Ok(path),
             None => self.save(),
         }
+    }
+
+    /// Writes the loss curve (`loss.png`) and a sheet of pages from fixed prompts and seeds
+    /// made with the EMA weights (`samples-step-N.png`); returns both paths.
+    pub fn write_report(&self) -> Result<(PathBuf, PathBuf)> {
+        let out = &self.config.out;
+        let loss = out.join("loss.png");
+        plot::loss_curve(&log::read(&out.join("log.jsonl"))?, &loss, 800, 480)?;
+        let loaded = crate::checkpoint::LoadedModel {
+            model: self.ema.clone(),
+            config: self.model_config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            folder: out.clone(),
+        };
+        let device = self.devices[0].clone().inner();
+        let generator = crate::sample::Generator::new(&loaded, device);
+        let options = crate::sample::Options {
+            sampler: crate::diffusion::SamplerKind::DpmSolver2M,
+            steps: self.config.sample_steps,
+            guidance: crate::diffusion::Guidance::default(),
+            width: self.model_config.page_width,
+            height: self.model_config.page_height,
+            seed: 0,
+        };
+        let prompts: Vec<String> = SHEET_PROMPTS.iter().map(|p| p.to_string()).collect();
+        let pages = generator.generate(&prompts, "", &options, None, &mut |_, _| {})?;
+        let captioned: Vec<_> = pages.into_iter().zip(prompts).collect();
+        let sheet = out.join(format!("samples-step-{:08}.png", self.step));
+        crate::sample::output::write_png(
+            &sheet,
+            &crate::sample::output::contact_sheet(&captioned, 4),
+            &[],
+        )?;
+        Ok((loss, sheet))
     }
 
     /// Writes a checkpoint of the current step.
