@@ -119,13 +119,17 @@ fn style(template: &str) -> ProgressStyle {
 pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<()> {
     let config = args.resolve(device)?;
     let json = serde_json::to_string_pretty(&config).expect("a train config serialises");
-    if !quiet {
-        eprintln!("training with seed {} and config:\n{json}", config.seed);
-    }
+    let seed = config.seed;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.enable_steady_tick(Duration::from_millis(500));
     let mut observer = Bar { bar };
     let mut trainer = Trainer::new(config, args.resume, &mut observer)?;
+    if !quiet {
+        observer.bar.println(format!(
+            "training from step {} with seed {seed} and config:\n{json}",
+            trainer.step()
+        ));
+    }
     let last = trainer.run(&mut observer)?;
     observer.bar.finish();
     println!("trained to step {}; checkpoint {}", trainer.step(), last.display());

@@ -1,0 +1,131 @@
+//! The `scoregen` command as a user meets it: help, exit codes, one-line errors, and a
+//! whole train -> generate -> eval round on the tiny preset.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn scoregen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn mini() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/musicscore-mini").display().to_string()
+}
+
+#[test]
+fn every_subcommand_shows_a_worked_example() {
+    for command in ["generate", "train", "dataset", "ingest", "bench", "eval"] {
+        let output = scoregen(&[command, "--help"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        assert!(
+            text.contains("Example") && text.contains(&format!("scoregen {command}")),
+            "{command}: {text}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_two() {
+    // (arguments, whether the library reports it: clap adds a usage hint of its own).
+    let cases: [(&[&str], bool); 6] = [
+        (&["generate", "x", "--checkpoint", "/nonexistent/ckpt"], true),
+        (&["generate", "x", "--steps", "many"], false),
+        (&["train", "--data", "/nonexistent/data", "--preset", "tiny"], true),
+        (&["eval", "/nonexistent/pages"], true),
+        (&["--device", "tpu", "bench"], false),
+        (&["ingest", "Cargo.toml"], true),
+    ];
+    for (args, ours) in cases {
+        let output = scoregen(args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+        if ours {
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn data_set_and_metadata_commands_read_the_bundled_files() {
+    let output = scoregen(&["dataset", "info", &mini()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(text.contains("train: 261 pages, 0 without metadata"), "{text}");
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imslp/work.html");
+    let output = scoregen(&["ingest", fixture.to_str().unwrap(), "--format", "captions"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        text.starts_with("a music score, instrumentation is 2 violins, viola, cello"),
+        "{text}"
+    );
+}
+
+#[test]
+fn train_then_generate_then_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cache = dir.path().join("cache");
+    let config = dir.path().join("train.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"preset": "tiny", "data": "{}", "out": "{}", "steps": 3, "batch_size": 2,
+               "checkpoint_every": 3, "sample_steps": 2, "cache_dir": "{}"}}"#,
+            mini(),
+            run.display(),
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let output = scoregen(&["-q", "train", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checkpoint = run.join("checkpoints/step-00000003");
+    assert!(checkpoint.join("ema.safetensors").is_file() && run.join("loss.png").is_file());
+
+    let pages = dir.path().join("pages");
+    let args = [
+        "-q",
+        "generate",
+        "a music score, instrumentation is piano",
+        "--count",
+        "2",
+        "--steps",
+        "3",
+        "--seed",
+        "11",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        pages.to_str().unwrap(),
+    ];
+    let output = scoregen(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = image::open(pages.join("page-001.png")).unwrap();
+    assert_eq!((page.width(), page.height()), (32, 48));
+    assert!(pages.join("sheet.png").is_file());
+
+    // The same seed gives the same page; an existing file is not overwritten.
+    let again = scoregen(&args);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("--force"));
+    let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
+    let before = std::fs::read(pages.join("page-000.png")).unwrap();
+    assert!(scoregen(&forced).status.success());
+    assert_eq!(std::fs::read(pages.join("page-000.png")).unwrap(), before);
+
+    let json = dir.path().join("eval.json");
+    let output = scoregen(&["eval", pages.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["pages"], 3, "two pages and the sheet");
+    assert_eq!(report["pages"][0]["prompt"], "a music score, instrumentation is piano");
+}
