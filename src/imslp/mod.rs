@@ -311,7 +311,7 @@ pub(crate) mod tests {
         assert!(err.contains("list.json") && err.contains("line 1"), "{err}");
 
         let missing = parse_any(&dir.path().join("missing.html")).unwrap_err();
-        assert!(!missing.is_input());
+        assert!(missing.is_input(), "a missing file the user named is bad input");
         assert!(missing.to_string().contains("missing.html"));
     }
 
