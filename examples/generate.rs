@@ -30,9 +30,15 @@ fn main() -> anyhow::Result<()> {
         seed: 7,
     };
     let generator = Generator::new(&model, device);
-    let pages = generator.generate(&[prompt.clone()], "", &options, None, &mut |step, total| {
-        eprint!("\rstep {step}/{total}");
-    })?;
+    let pages = generator.generate(
+        std::slice::from_ref(&prompt),
+        "",
+        &options,
+        None,
+        &mut |step, total| {
+            eprint!("\rstep {step}/{total}");
+        },
+    )?;
     eprintln!();
     write_png(&out, &pages[0], &[("prompt", prompt), ("seed", options.seed.to_string())])?;
     println!("{}", out.display());

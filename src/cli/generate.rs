@@ -120,14 +120,12 @@ fn outputs(
         let files = (0..pages).map(|i| out.join(format!("page-{i:03}.png"))).collect();
         (files, (pages > 1).then(|| out.join("sheet.png")))
     };
-    if !force {
-        if let Some(existing) = files.iter().chain(sheet.iter()).find(|p| p.exists()) {
-            return Err(Error::input(format!(
-                "{} exists: pass --force to overwrite it",
-                existing.display()
-            ))
-            .into());
-        }
+    if !force && let Some(existing) = files.iter().chain(sheet.iter()).find(|p| p.exists()) {
+        return Err(Error::input(format!(
+            "{} exists: pass --force to overwrite it",
+            existing.display()
+        ))
+        .into());
     }
     let folder = if single {
         out.parent().map(Path::to_path_buf).unwrap_or_default()

@@ -114,7 +114,10 @@ impl DataSet {
     }
 }
 
-fn list_images(folder: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+/// Files that are not pages, with the reason.
+type Skipped = Vec<(PathBuf, String)>;
+
+fn list_images(folder: &Path) -> Result<(Vec<PathBuf>, Skipped)> {
     let mut images = Vec::new();
     let mut skipped = Vec::new();
     for item in std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))? {

@@ -130,7 +130,7 @@ fn parse_part(words: &[&str]) -> Option<Instrument> {
         None => (1, kept.as_slice()),
     };
     let name = canonical(name_words);
-    (count > 0 && !name.is_empty()).then(|| Instrument { name, count })
+    (count > 0 && !name.is_empty()).then_some(Instrument { name, count })
 }
 
 /// A count written in digits or as a word up to twelve.

@@ -154,7 +154,7 @@ impl<'a> Generator<'a> {
                 &mut ancestral,
                 &mut reporter,
             ),
-            Some(init) => self.from_init(
+            Some(init) => self.sample_from_init(
                 init,
                 options,
                 batch,
@@ -168,7 +168,7 @@ impl<'a> Generator<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn from_init(
+    fn sample_from_init(
         &self,
         init: &Init,
         options: &Options,

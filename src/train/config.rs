@@ -144,7 +144,7 @@ impl TrainConfig {
             return fail("steps", "must be at least 1".into());
         }
         let shards = self.devices.len().max(1) * self.grad_accumulation.max(1);
-        if self.batch_size == 0 || self.batch_size % shards != 0 {
+        if self.batch_size == 0 || !self.batch_size.is_multiple_of(shards) {
             return fail(
                 "batch_size",
                 format!(
@@ -189,7 +189,7 @@ impl TrainConfig {
         unet.check_size(width, height)?;
         if self.crop > 0 {
             let m = unet.size_multiple();
-            if self.crop % m != 0 || self.crop > width.min(height) {
+            if !self.crop.is_multiple_of(m) || self.crop > width.min(height) {
                 return fail(
                     "crop",
                     format!(

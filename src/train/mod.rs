@@ -93,7 +93,7 @@ fn devices(config: &TrainConfig) -> Result<Vec<Device>> {
 fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
     // Burn clips each parameter's gradient by its own norm, not the global norm.
     let clip =
-        (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
+        (config.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(config.grad_clip as f32));
     AdamWConfig::new().with_weight_decay(config.weight_decay as f32).with_grad_clipping(clip).init()
 }
 
@@ -233,15 +233,17 @@ impl Trainer {
                 images_per_second: done * self.config.batch_size as f64 / elapsed.max(1e-9),
                 elapsed_seconds: elapsed,
             };
-            if self.step % self.config.log_every == 0 || self.step == self.config.steps {
+            if self.step.is_multiple_of(self.config.log_every) || self.step == self.config.steps {
                 self.log.append(&record)?;
             }
             observer.step(&record);
-            if self.config.sample_every > 0 && self.step % self.config.sample_every == 0 {
+            if self.config.sample_every > 0 && self.step.is_multiple_of(self.config.sample_every) {
                 let (_, sheet) = self.write_report()?;
                 observer.report(&sheet);
             }
-            if self.step % self.config.checkpoint_every == 0 || self.step == self.config.steps {
+            if self.step.is_multiple_of(self.config.checkpoint_every)
+                || self.step == self.config.steps
+            {
                 let path = self.save()?;
                 observer.checkpoint(&path);
                 last = Some(path);

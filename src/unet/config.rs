@@ -146,7 +146,7 @@ impl UNetConfig {
             if level >= self.channels.len() {
                 return fail("attention_levels", format!("level {level} does not exist"));
             }
-            if self.channels[level] % self.head_channels != 0 {
+            if !self.channels[level].is_multiple_of(self.head_channels) {
                 return fail(
                     "head_channels",
                     format!("{} does not divide {}", self.head_channels, self.channels[level]),
@@ -162,7 +162,7 @@ impl UNetConfig {
     /// Checks that a page of `width` x `height` fits the network.
     pub fn check_size(&self, width: usize, height: usize) -> Result<()> {
         let m = self.size_multiple();
-        if width == 0 || height == 0 || width % m != 0 || height % m != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(m) || !height.is_multiple_of(m) {
             return Err(Error::input(format!(
                 "page size {width}x{height} does not fit this model: both sides must be \
                  positive multiples of {m}"

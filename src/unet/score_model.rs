@@ -64,7 +64,7 @@ impl ModelConfig {
                 self.text.dim, self.unet.text_dim
             )));
         }
-        if self.text.heads == 0 || self.text.dim % self.text.heads != 0 {
+        if self.text.heads == 0 || !self.text.dim.is_multiple_of(self.text.heads) {
             return Err(crate::Error::input(format!(
                 "model config: text.heads {} does not divide text.dim {}",
                 self.text.heads, self.text.dim
