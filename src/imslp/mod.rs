@@ -202,6 +202,29 @@ pub(crate) mod tests {
     pub(crate) const METADATA: &str =
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/imslp/metadata.json"));
 
+    /// The fields every form of the fixture work (Haydn, Op.76 No.3) states alike.
+    pub(crate) fn assert_fixture_work(work: &WorkMetadata) {
+        assert_eq!(work.work_title.as_deref(), Some("String Quartet Op.76 No.3"));
+        assert_eq!(work.alternative_title.as_deref(), Some("Emperor\nKaiserquartett"));
+        assert_eq!(work.composer.as_deref(), Some("Haydn, Joseph"));
+        assert_eq!(work.opus.as_deref(), Some("Op.76 No.3"));
+        assert_eq!(work.i_catalogue.as_deref(), Some("Hob. III:77"));
+        assert_eq!(work.key.as_deref(), Some("C major"));
+        let movements =
+            "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto";
+        assert_eq!(work.movements.as_deref(), Some(movements));
+        assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
+        assert_eq!(work.first_publication.as_deref(), Some("1799"));
+        assert_eq!(work.piece_style.as_deref(), Some("Classical"));
+        assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
+        let quartet = [
+            Instrument::new("violin", 2),
+            Instrument::new("viola", 1),
+            Instrument::new("cello", 1),
+        ];
+        assert_eq!(work.instruments, quartet);
+    }
+
     fn fixture(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imslp").join(name)
     }

@@ -87,23 +87,8 @@ mod tests {
         let records = parse_metadata_json(METADATA).unwrap();
         assert_eq!(records.len(), 2);
         let work = &records[0];
-        assert_eq!(work.work_title.as_deref(), Some("String Quartet Op.76 No.3"));
-        assert_eq!(work.alternative_title.as_deref(), Some("Emperor\nKaiserquartett"));
-        assert_eq!(work.composer.as_deref(), Some("Haydn, Joseph"));
-        assert_eq!(work.opus.as_deref(), Some("Op.76 No.3"));
-        assert_eq!(work.i_catalogue.as_deref(), Some("Hob. III:77"));
-        assert_eq!(work.key.as_deref(), Some("C major"));
-        assert_eq!(
-            work.movements.as_deref(),
-            Some(
-                "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto"
-            )
-        );
-        assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
-        assert_eq!(work.first_publication.as_deref(), Some("1799"));
+        crate::imslp::tests::assert_fixture_work(work);
         assert_eq!(work.composer_time_period.as_deref(), Some("Classical"));
-        assert_eq!(work.piece_style.as_deref(), Some("Classical"));
-        assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
         assert_eq!(work.genre_categories.len(), 4);
         assert_eq!(
             work.extra.get("Dedication").map(String::as_str),

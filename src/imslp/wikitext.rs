@@ -493,7 +493,6 @@ fn entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imslp::Instrument;
     use crate::imslp::tests::WIKITEXT;
 
     fn page(body: &str) -> String {
@@ -503,30 +502,7 @@ mod tests {
     #[test]
     fn reads_every_work_field() {
         let work = parse_wikitext(WIKITEXT).unwrap();
-        assert_eq!(work.work_title.as_deref(), Some("String Quartet Op.76 No.3"));
-        assert_eq!(work.alternative_title.as_deref(), Some("Emperor\nKaiserquartett"));
-        assert_eq!(work.composer.as_deref(), Some("Haydn, Joseph"));
-        assert_eq!(work.opus.as_deref(), Some("Op.76 No.3"));
-        assert_eq!(work.i_catalogue.as_deref(), Some("Hob. III:77"));
-        assert_eq!(work.key.as_deref(), Some("C major"));
-        assert_eq!(
-            work.movements.as_deref(),
-            Some(
-                "4 movements:\nAllegro\nPoco adagio, cantabile\nMenuetto. Allegro\nFinale. Presto"
-            )
-        );
-        assert_eq!(work.year_of_composition.as_deref(), Some("1797"));
-        assert_eq!(work.first_publication.as_deref(), Some("1799"));
-        assert_eq!(work.piece_style.as_deref(), Some("Classical"));
-        assert_eq!(work.instrumentation.as_deref(), Some("2 violins, viola, cello"));
-        assert_eq!(
-            work.instruments,
-            [
-                Instrument::new("violin", 2),
-                Instrument::new("viola", 1),
-                Instrument::new("cello", 1)
-            ]
-        );
+        crate::imslp::tests::assert_fixture_work(&work);
         assert_eq!(work.composer_time_period, None);
         assert!(work.genre_categories.is_empty());
     }
