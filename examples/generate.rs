@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
         width: model.config.page_width,
         height: model.config.page_height,
         seed: 7,
+        clip_x0: true,
     };
     let generator = Generator::new(&model, device);
     let pages = generator.generate(

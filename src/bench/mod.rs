@@ -194,6 +194,7 @@ fn measure(
         width,
         height,
         seed: 0,
+        clip_x0: true,
     };
     let prompts = vec!["a music score, instrumentation is piano".to_string(); batch];
     let mut rates = Vec::new();

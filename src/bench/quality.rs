@@ -46,6 +46,7 @@ pub fn sampler_table(
                 width: size.0,
                 height: size.1,
                 seed: 0,
+                clip_x0: true,
             };
             let start = Instant::now();
             let pages = generator.generate(prompts, "", &options, None, &mut |_, _| {})?;

@@ -69,6 +69,9 @@ pub struct GenerateArgs {
     /// With --init: white where the page is regenerated, black where it is kept.
     #[arg(long, requires = "init")]
     pub mask: Option<PathBuf>,
+    /// Do not clip each step's implied clean page to the page's value range.
+    #[arg(long)]
+    pub no_clip: bool,
     /// Pages sampled together in one batch.
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
@@ -166,6 +169,7 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
         width,
         height,
         seed,
+        clip_x0: !args.no_clip,
     };
     generator.check(&options)?;
 

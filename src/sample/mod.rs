@@ -9,7 +9,7 @@ use image::GrayImage;
 
 use crate::checkpoint::LoadedModel;
 use crate::diffusion::sampler::{Level, StepHook, sample};
-use crate::diffusion::{Guidance, HostNoise, SamplerKind, Schedule};
+use crate::diffusion::{Guidance, HostNoise, Prediction, SamplerKind, Schedule};
 use crate::error::{Error, Result};
 use crate::text::ids_tensor;
 use crate::unet::score_model::coordinate_channels;
@@ -30,6 +30,8 @@ pub struct Options {
     /// Seed of the first page; page `i` of a run uses `seed + i`, so any page can be
     /// made again on its own.
     pub seed: u64,
+    /// Clip each step's implied clean page to `[-1, 1]`.
+    pub clip_x0: bool,
 }
 
 /// A partial page to start from.
@@ -113,21 +115,30 @@ impl<'a> Generator<'a> {
 
         // 3. The denoiser: one network call for both guidance passes.
         let guidance = options.guidance;
+        let prediction = self.loaded.config.prediction;
+        let schedule = &self.schedule;
+        let clip = options.clip_x0;
         let mut denoiser = |x_t: Tensor<4>, t: f64| {
-            let x = if guided { Tensor::cat(vec![x_t.clone(), x_t], 0) } else { x_t };
+            let x =
+                if guided { Tensor::cat(vec![x_t.clone(), x_t.clone()], 0) } else { x_t.clone() };
             let x = match &coords {
                 Some(coords) => Tensor::cat(vec![x, coords.clone()], 1),
                 None => x,
             };
-            let t = Tensor::<1>::full([passes], t as f32, device);
-            let output = model.denoise(x, t, context.clone());
-            if guided {
+            let t_batch = Tensor::<1>::full([passes], t as f32, device);
+            let output = model.denoise(x, t_batch, context.clone());
+            let output = if guided {
                 let cond = output.clone().narrow(0, 0, batch);
                 let uncond = output.narrow(0, batch, batch);
                 guidance.combine(cond, uncond)
             } else {
                 output
+            };
+            if !clip {
+                return output;
             }
+            let level = Level { t, alpha_bar: schedule.alpha_bar_at(t) };
+            clip_to_page(prediction, x_t, output, level)
         };
 
         // 4. Initial noise drawn on the host, page by page, so a seed is one page anywhere.
@@ -242,6 +253,23 @@ impl<'a> Generator<'a> {
     }
 }
 
+/// Static thresholding (arXiv 2205.11487): pages live in `[-1, 1]`, so the clean page a
+/// network output implies is clipped there and the output recomputed from it.
+///
+/// Shapes: `x_t`, `output` and the result are `[batch, channels, height, width]`.
+pub fn clip_to_page(
+    prediction: Prediction,
+    x_t: Tensor<4>,
+    output: Tensor<4>,
+    level: Level,
+) -> Tensor<4> {
+    let (alpha, sigma) = (level.alpha(), level.sigma().max(1e-6));
+    let (x0, _) = prediction.x0_and_eps(x_t.clone(), output, alpha, sigma);
+    let x0 = x0.clamp(-1.0, 1.0);
+    let eps = (x_t - x0.clone().mul_scalar(alpha)).div_scalar(sigma);
+    prediction.target(x0, eps, alpha, sigma)
+}
+
 /// Reports progress after each step.
 struct Progress<'a> {
     progress: &'a mut dyn FnMut(usize, usize),
@@ -288,4 +316,29 @@ fn to_pages(x: Tensor<4>) -> Vec<GrayImage> {
             GrayImage::from_raw(width as u32, height as u32, pixels).expect("the buffer fits")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cpu, tensor4, values};
+
+    #[test]
+    fn clipping_bounds_the_implied_page_and_keeps_valid_ones() {
+        let device = cpu();
+        let level = Level { t: 300.0, alpha_bar: 0.64 };
+        let (alpha, sigma) = (0.8, 0.6);
+        let x0 = tensor4(&[2.0, -3.0, 0.5, -0.25], [1, 1, 2, 2], &device);
+        let eps = tensor4(&[0.1, -0.7, 1.2, 0.0], [1, 1, 2, 2], &device);
+        let x_t = x0.clone().mul_scalar(alpha) + eps.clone().mul_scalar(sigma);
+        for prediction in [Prediction::Eps, Prediction::V, Prediction::X0] {
+            let output = prediction.target(x0.clone(), eps.clone(), alpha, sigma);
+            let clipped = clip_to_page(prediction, x_t.clone(), output, level);
+            let (implied, _) = prediction.x0_and_eps(x_t.clone(), clipped, alpha, sigma);
+            let implied = values(&implied);
+            for (got, want) in implied.iter().zip([1.0, -1.0, 0.5, -0.25]) {
+                assert!((got - want).abs() < 1e-5, "{prediction:?}: {implied:?}");
+            }
+        }
+    }
 }

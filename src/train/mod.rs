@@ -276,6 +276,7 @@ impl Trainer {
             width: self.model_config.page_width,
             height: self.model_config.page_height,
             seed: 0,
+            clip_x0: true,
         };
         let prompts: Vec<String> = SHEET_PROMPTS.iter().map(|p| p.to_string()).collect();
         let pages = generator.generate(&prompts, "", &options, None, &mut |_, _| {})?;
