@@ -76,7 +76,7 @@ impl ModelConfig {
     /// Builds a freshly initialised model from the backend's current random stream.
     pub fn init(&self, device: &Device) -> ScoreModel {
         let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        ScoreModel { text: self.text.init(device), unet: self.unet.init(device) }
+        self.init_now(device)
     }
 
     /// Builds a model whose initial weights are fixed by `seed`.
@@ -86,7 +86,25 @@ impl ModelConfig {
     pub fn init_seeded(&self, seed: u64, device: &Device) -> ScoreModel {
         let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         device.seed(seed);
-        ScoreModel { text: self.text.init(device), unet: self.unet.init(device) }
+        self.init_now(device)
+    }
+
+    /// Builds the model and draws every initial weight before returning. Burn initialises
+    /// parameters lazily, on first use; left lazy, the draws would happen outside the lock,
+    /// interleaved with other threads' draws from the same stream.
+    fn init_now(&self, device: &Device) -> ScoreModel {
+        let model = ScoreModel { text: self.text.init(device), unet: self.unet.init(device) };
+        model.visit(&mut Materialise);
+        model
+    }
+}
+
+/// Touches every float parameter, which runs its pending initialiser.
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
     }
 }
 
