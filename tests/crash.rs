@@ -47,6 +47,21 @@ fn probe(folder: &Path) -> Vec<f32> {
     loaded.model.denoise(x, t, context).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
+/// The `step-*` checkpoint folders on disk, oldest first, with their step from the name.
+fn checkpoints_on_disk(out: &Path) -> Vec<(usize, std::path::PathBuf)> {
+    let mut found: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(out.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .map(|entry| entry.unwrap().path())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?;
+            Some((name.strip_prefix("step-")?.parse().ok()?, path.clone()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn logged_steps(out: &Path) -> Vec<usize> {
     let text = std::fs::read_to_string(out.join("log.jsonl")).unwrap_or_default();
     text.lines()
@@ -103,17 +118,22 @@ fn killed_runs_resume_to_the_uninterrupted_weights() {
                 kills += 1;
             }
         }
-        // Every checkpoint left behind is whole, and the crash cost at most one interval.
-        let kept = std::fs::read_dir(crashed.join("checkpoints")).map(|d| d.count()).unwrap_or(0);
-        for entry in std::fs::read_dir(crashed.join("checkpoints")).into_iter().flatten() {
-            let path = entry.unwrap().path();
-            if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-                probe(&path);
-            }
-        }
+        // Every checkpoint left behind is whole, and the crash cost at most one interval:
+        // the newest checkpoint on disk is no more than INTERVAL steps behind the last step
+        // the killed run logged (no checkpoint at all counts as step 0).
         let logged = logged_steps(&crashed).last().copied().unwrap_or(0);
-        let latest = (logged / INTERVAL) * INTERVAL;
-        assert!(logged - latest < INTERVAL || kept == 0, "{logged} logged, checkpoint at {latest}");
+        let kept = checkpoints_on_disk(&crashed);
+        for (step, path) in &kept {
+            probe(path);
+            let state: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path.join("train.json")).unwrap()).unwrap();
+            assert_eq!(state["step"].as_u64(), Some(*step as u64), "{}", path.display());
+        }
+        let newest = kept.last().map_or(0, |(step, _)| *step);
+        assert!(
+            logged.saturating_sub(newest) <= INTERVAL,
+            "kill {kills}: step {logged} logged but the newest checkpoint is step {newest}"
+        );
         assert!(
             logged >= before.saturating_sub(INTERVAL),
             "the log went back more than an interval"
@@ -127,5 +147,5 @@ fn killed_runs_resume_to_the_uninterrupted_weights() {
     assert_eq!(steps, (1..=STEPS).collect::<Vec<_>>(), "each step is logged once");
     let resumed = probe(&crashed.join(format!("checkpoints/step-{STEPS:08}")));
     assert!(resumed == reference, "the resumed weights differ from the uninterrupted run's");
-    println!("survived {kills} kills");
+    eprintln!("survived {kills} kill points");
 }
