@@ -4,11 +4,19 @@
 //! object keyed by work id, or a list of records that each carry their id. Values are kept
 //! as strings; lists (for example genre categories) are joined with `"; "` as IMSLP prints
 //! them.
+//!
+//! A work id that appears twice, or a field that appears twice in one record, is an input
+//! error naming the id (or field) and its line, not a skip: both records claim the same
+//! pages, and nothing tells which is right. Keeping either quietly (as a plain JSON parser
+//! does with repeated keys) would put the wrong caption on every page of that work for the
+//! whole of a training run, so the user is asked to fix the file before the run starts.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
@@ -34,11 +42,18 @@ impl Metadata {
         Self::parse(text).map_err(|e| Error::input(format!("{}: {e}", path.display())))
     }
 
-    /// Parses the text of a `metadata.json`; the error names the record and field.
+    /// Parses the text of a `metadata.json`; the error names the record and field, and a
+    /// repeated work id or field names the id and the line it repeats on.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())
-        })?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let value = Checked { depth: 0, record: String::new() }
+            .deserialize(&mut deserializer)
+            .and_then(|value| deserializer.end().map(|()| value))
+            .map_err(|e| match e.classify() {
+                // A duplicate found by `Checked`: serde_json has added the line and column.
+                serde_json::error::Category::Data => e.to_string(),
+                _ => format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+            })?;
         let mut works = BTreeMap::new();
         match value {
             Value::Object(map) => {
@@ -49,6 +64,7 @@ impl Metadata {
                 }
             }
             Value::Array(records) => {
+                let mut first_index = BTreeMap::new();
                 for (index, record) in records.iter().enumerate() {
                     let mut fields =
                         record_fields(record).map_err(|e| format!("record {index}: {e}"))?;
@@ -56,9 +72,13 @@ impl Metadata {
                         ID_KEYS.iter().find_map(|key| fields.remove(*key)).ok_or_else(|| {
                             format!("record {index}: no id field (expected one of {ID_KEYS:?})")
                         })?;
-                    if works.insert(id.clone(), fields).is_some() {
-                        return Err(format!("record {index}: duplicate work id `{id}`"));
+                    if let Some(first) = first_index.insert(id.clone(), index) {
+                        return Err(format!(
+                            "record {index}: duplicate work id `{id}` (first used by record \
+                             {first})"
+                        ));
                     }
+                    works.insert(id, fields);
                 }
             }
             other => {
@@ -89,6 +109,89 @@ impl Metadata {
     /// Every work id with its fields.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Fields)> {
         self.works.iter().map(|(id, fields)| (id.as_str(), fields))
+    }
+}
+
+/// Reads a JSON value like `serde_json::Value` does, but refuses a key repeated within one
+/// object instead of keeping the last: at the top level that is a repeated work id, one
+/// level down a field repeated within a record.
+struct Checked {
+    /// 0 for the whole file, 1 for a record, more inside a record's fields.
+    depth: usize,
+    /// How a record (depth 1) is named in errors: "record `W1`" or "record 3".
+    record: String,
+}
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let record =
+                if self.depth == 0 { format!("record {}", items.len()) } else { String::new() };
+            match seq.next_element_seed(Checked { depth: self.depth + 1, record })? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(match self.depth {
+                    0 => format!("duplicate work id `{key}`"),
+                    1 => format!("{}: field `{key}` appears twice", self.record),
+                    _ => format!("key `{key}` appears twice"),
+                }));
+            }
+            let record = if self.depth == 0 { format!("record `{key}`") } else { String::new() };
+            let value = map.next_value_seed(Checked { depth: self.depth + 1, record })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -158,12 +261,42 @@ mod tests {
         assert!(err.contains("record `W1`") && err.contains("field `Key`"), "{err}");
         let err = Metadata::parse(r#"[{"Key": "C major"}]"#).unwrap_err();
         assert!(err.contains("record 0") && err.contains("no id field"), "{err}");
-        let err = Metadata::parse(r#"[{"id": "a"}, {"id": "a"}]"#).unwrap_err();
-        assert!(err.contains("duplicate work id `a`"), "{err}");
+        let err = Metadata::parse(r#"[{"id": "a"}, {"id": "b"}, {"id": "a"}]"#).unwrap_err();
+        assert!(err.contains("record 2: duplicate work id `a` (first used by record 0)"), "{err}");
         let err = Metadata::parse("42").unwrap_err();
         assert!(err.contains("found a number"), "{err}");
         let err = Metadata::parse("{\n\"a\": ").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_repeated_work_id_or_field_is_an_input_error_naming_it_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.json");
+        let cases = [
+            // Object form: a plain JSON parser would keep the second record silently.
+            (
+                "{\"W1\": {\"Key\": \"C major\"},\n \"W2\": {},\n \"W1\": {\"Key\": \"D\"}}",
+                "duplicate work id `W1` at line 3",
+            ),
+            // List form, the id under another of the accepted keys.
+            (r#"[{"id": "W1"}, {"imslp_id": "W1"}]"#, "record 1: duplicate work id `W1`"),
+            (
+                "{\"W1\": {\"Key\": \"C\",\n \"Key\": \"D\"}}",
+                "record `W1`: field `Key` appears twice at line 2",
+            ),
+            (r#"[{"id": "W1", "Key": "C", "Key": "D"}]"#, "record 0: field `Key` appears twice"),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            let err = Metadata::load(&path).unwrap_err();
+            let message = err.to_string();
+            assert!(err.is_input(), "{message}");
+            assert!(message.contains("metadata.json") && message.contains(expected), "{message}");
+        }
+        // The same ids once each, and a key repeated in a different record, are fine.
+        let fine = r#"{"W1": {"Key": "C"}, "W2": {"Key": "D"}}"#;
+        assert_eq!(Metadata::parse(fine).unwrap().len(), 2);
     }
 
     #[test]
