@@ -1,4 +1,5 @@
-//! File-system helpers: writes that never leave a half-written file behind.
+//! File-system helpers: writes that never leave a half-written file or folder behind, and
+//! folder creation that says plainly when the way is blocked by a file.
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +29,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Creates `path` and its missing parents. Where a file stands in the way (`--out notes.txt/pages`,
+/// or `--out notes.txt` for a folder) the error is an input error that names that file; the
+/// operating system's own answer there is an unhelpful "File exists" or "Not a directory".
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| match path.ancestors().find(|a| a.exists()) {
+        Some(blocker) if !blocker.is_dir() => Error::input(format!(
+            "{}: cannot create this folder: {} is a file, not a folder",
+            path.display(),
+            blocker.display()
+        )),
+        _ => Error::io(path, e),
+    })
+}
+
+/// Builds the folder `target` whole or not at all: `fill` writes into a hidden sibling
+/// (`.NAME.partial`), which is renamed to `target` only once `fill` succeeds and removed
+/// if it fails, so a reader never finds a half-written folder under the real name. A
+/// partial folder left by a killed process is cleared first. `target` must not exist.
+pub fn publish_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let partial = temporary_path(target);
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+    }
+    create_dir_all(&partial)?;
+    let result = fill(&partial).and_then(|value| {
+        fs::rename(&partial, target).map(|()| value).map_err(|e| Error::io(target, e))
+    });
+    if result.is_err() {
+        // The error being returned is the one worth reporting; a failure to tidy up
+        // would only hide it, and the next attempt clears the folder anyway.
+        let _ = fs::remove_dir_all(&partial);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +78,45 @@ mod tests {
         assert!(!temporary_path(&path).exists());
         let err = write_atomic(&dir.path().join("missing/a.json"), b"x").unwrap_err();
         assert!(err.to_string().contains("missing/a.json"), "{err}");
+    }
+
+    #[test]
+    fn a_file_in_the_way_of_a_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.txt");
+        fs::write(&file, b"x").unwrap();
+        for path in [file.clone(), file.join("pages"), file.join("a/b")] {
+            let err = create_dir_all(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(err.is_input(), "{text}");
+            assert!(text.contains(&format!("{} is a file", file.display())), "{text}");
+        }
+        create_dir_all(&dir.path().join("a/b")).unwrap();
+        assert!(dir.path().join("a/b").is_dir());
+    }
+
+    #[test]
+    fn a_published_folder_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("split");
+        let err = publish_dir(&target, |partial| {
+            fs::write(partial.join("a.png"), b"a").unwrap();
+            Err::<(), _>(Error::runtime("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+
+        // A partial folder from a killed run is cleared, not merged into the new one.
+        fs::create_dir(temporary_path(&target)).unwrap();
+        fs::write(temporary_path(&target).join("stale.png"), b"old").unwrap();
+        let files = publish_dir(&target, |partial| {
+            fs::write(partial.join("b.png"), b"b").map_err(|e| Error::io(partial, e))?;
+            Ok(fs::read_dir(partial).unwrap().count())
+        })
+        .unwrap();
+        assert_eq!(files, 1);
+        assert_eq!(fs::read(target.join("b.png")).unwrap(), b"b");
+        assert!(!temporary_path(&target).exists());
     }
 }

@@ -1,7 +1,8 @@
 //! Unpacking `.tar.gz` splits safely. Archives from the internet are untrusted: entries
 //! with absolute paths, `..`, links or device nodes are refused, the unpacked size is
-//! capped (a gzip bomb stops at the cap), and a split appears only complete: it is
-//! unpacked into a hidden folder, marked, then renamed into place.
+//! capped (a gzip bomb stops at the cap, whether it holds a few huge files or millions of
+//! empty ones), and a split appears only complete: it is unpacked into a hidden folder,
+//! marked, then renamed into place.
 
 use std::fs;
 use std::io::{self, Read};
@@ -13,6 +14,10 @@ use crate::error::{Error, Result};
 
 /// Written last into a split unpacked from an archive.
 pub const COMPLETE_MARKER: &str = ".complete";
+
+/// What each entry costs against the size cap beyond its data: the size of a tar header.
+/// Without it an archive of millions of empty files or folders would unpack under any cap.
+pub const ENTRY_COST: u64 = 512;
 
 /// What an unpack did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,7 +46,8 @@ fn safe_path(raw: &Path) -> std::result::Result<PathBuf, &'static str> {
 }
 
 /// Unpacks `archive` (tar, gzip-compressed) into `target`, which must not exist yet.
-/// At most `max_bytes` are written; `progress` is told the bytes written so far.
+/// At most `max_bytes` are written, counting [`ENTRY_COST`] per entry on top of the file
+/// data; `progress` is told the file bytes written so far.
 pub fn unpack(
     archive: &Path,
     target: &Path,
@@ -54,23 +60,12 @@ pub fn unpack(
             target.display()
         )));
     }
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let partial = target.with_file_name(format!(".{name}.partial"));
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    }
-    fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    match unpack_into(archive, &partial, max_bytes, progress) {
-        Ok(done) => {
-            fs::write(partial.join(COMPLETE_MARKER), b"").map_err(|e| Error::io(&partial, e))?;
-            fs::rename(&partial, target).map_err(|e| Error::io(target, e))?;
-            Ok(done)
-        }
-        Err(err) => {
-            let _ = fs::remove_dir_all(&partial);
-            Err(err)
-        }
-    }
+    crate::fsutil::publish_dir(target, |partial| {
+        let done = unpack_into(archive, partial, max_bytes, progress)?;
+        let marker = partial.join(COMPLETE_MARKER);
+        fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+        Ok(done)
+    })
 }
 
 fn unpack_into(
@@ -83,6 +78,7 @@ fn unpack_into(
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
     let bad = |what: String| Error::input(format!("{}: {what}", archive.display()));
     let mut done = Unpacked::default();
+    let mut headers = 0u64;
     let entries = tar.entries().map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("damaged archive: {e}")))?;
@@ -90,29 +86,49 @@ fn unpack_into(
             .path()
             .map_err(|e| bad(format!("entry with an unreadable name: {e}")))?
             .into_owned();
+        headers += 1;
+        let used = done.bytes.saturating_add(headers.saturating_mul(ENTRY_COST));
+        let too_big = || {
+            bad(format!(
+                "unpacks to more than {max_bytes} bytes (file data plus {ENTRY_COST} per \
+                 entry); stopped at `{}`",
+                raw.display()
+            ))
+        };
+        if used > max_bytes {
+            return Err(too_big());
+        }
         let kind = entry.header().entry_type();
         let relative = safe_path(&raw).map_err(|why| {
             bad(format!("entry `{}` has {why}; refusing to unpack", raw.display()))
         })?;
         let destination = root.join(&relative);
+        // Everything is written inside a folder made for this unpack, so a file that
+        // cannot be created there clashes with an earlier entry (a file where a folder
+        // is wanted, or the reverse): the archive's fault, not the disk's.
+        let create_error = |path: &Path, e: io::Error| {
+            use io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
+            if matches!(e.kind(), AlreadyExists | IsADirectory | NotADirectory) {
+                bad(format!("entry `{}` clashes with an earlier entry: {e}", raw.display()))
+            } else {
+                Error::io(path, e)
+            }
+        };
         match kind {
             EntryType::Directory => {
-                fs::create_dir_all(&destination).map_err(|e| Error::io(&destination, e))?;
+                fs::create_dir_all(&destination).map_err(|e| create_error(&destination, e))?;
             }
             EntryType::Regular | EntryType::Continuous => {
                 if let Some(parent) = destination.parent() {
-                    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    fs::create_dir_all(parent).map_err(|e| create_error(parent, e))?;
                 }
-                let budget = max_bytes.saturating_sub(done.bytes);
+                let budget = max_bytes - used;
                 let mut out =
-                    fs::File::create(&destination).map_err(|e| Error::io(&destination, e))?;
+                    fs::File::create(&destination).map_err(|e| create_error(&destination, e))?;
                 let written = io::copy(&mut (&mut entry).take(budget + 1), &mut out)
                     .map_err(|e| bad(format!("entry `{}`: {e}", raw.display())))?;
                 if written > budget {
-                    return Err(bad(format!(
-                        "unpacks to more than {max_bytes} bytes; stopped at `{}`",
-                        raw.display()
-                    )));
+                    return Err(too_big());
                 }
                 done.bytes += written;
                 done.files += 1;
@@ -207,6 +223,40 @@ pub(crate) mod tests {
                 "{name}: debris left"
             );
         }
+    }
+
+    #[test]
+    fn entries_that_clash_are_input_errors_and_leave_nothing() {
+        let cases: [&[(&str, EntryType, &[u8])]; 3] = [
+            &[("a", EntryType::Regular, b"x"), ("a/b.png", EntryType::Regular, b"y")],
+            &[("a", EntryType::Regular, b"x"), ("a", EntryType::Directory, b"")],
+            &[("a", EntryType::Directory, b""), ("a", EntryType::Regular, b"y")],
+        ];
+        for entries in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("train.tar.gz");
+            archive(&path, entries);
+            let err = unpack(&path, &dir.path().join("train"), 1 << 20, &mut |_| {}).unwrap_err();
+            assert!(err.is_input() && err.to_string().contains("clashes"), "{err}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "only the archive is left");
+        }
+    }
+
+    #[test]
+    fn many_empty_entries_count_against_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.tar.gz");
+        let names: Vec<String> = (0..100).map(|i| format!("{i}.png")).collect();
+        let entries: Vec<(&str, EntryType, &[u8])> =
+            names.iter().map(|n| (n.as_str(), EntryType::Regular, &b""[..])).collect();
+        archive(&path, &entries);
+        // 100 headers cost 51 200 bytes: one cap below that fails, one at it passes.
+        let err = unpack(&path, &dir.path().join("a"), 100 * ENTRY_COST - 1, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stopped at `99.png`"), "{err}");
+        let done = unpack(&path, &dir.path().join("b"), 100 * ENTRY_COST, &mut |_| {}).unwrap();
+        assert_eq!(done, Unpacked { files: 100, bytes: 0 });
     }
 
     #[test]
