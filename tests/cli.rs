@@ -129,3 +129,51 @@ fn train_then_generate_then_eval() {
     assert_eq!(report["summary"]["pages"], 3, "two pages and the sheet");
     assert_eq!(report["pages"][0]["prompt"], "a music score, instrumentation is piano");
 }
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24, big-endian), read here without
+/// the image crate so that the expected sizes do not come from the code under test.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR", "{}", path.display());
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn dataset_info_reports_page_sizes_and_metadata_coverage_per_split() {
+    let output = scoregen(&["dataset", "info", &mini()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Every work id of the bundled set has a record in its metadata.json: 100% coverage.
+    // (Checked independently with python: all 134 ids of the page names are keys.)
+    for (split, pages) in [("train", 261), ("val", 32), ("test", 32)] {
+        let folder = Path::new(&mini()).join(split);
+        let mut widths = Vec::new();
+        let mut heights = Vec::new();
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let (width, height) = png_size(&file.unwrap().path());
+            widths.push(width);
+            heights.push(height);
+        }
+        assert_eq!(widths.len(), pages);
+        widths.sort();
+        heights.sort();
+        let lower_middle = (pages - 1) / 2;
+        let sizes = format!(
+            "width px: min {}, median {}, max {}; height px: min {}, median {}, max {}",
+            widths[0],
+            widths[lower_middle],
+            widths[pages - 1],
+            heights[0],
+            heights[lower_middle],
+            heights[pages - 1]
+        );
+        let counts = format!("{split}: {pages} pages, 0 without metadata (100.0% with metadata)");
+        let at = text.find(&counts).unwrap_or_else(|| panic!("{counts}\n{text}"));
+        let next_line = text[at..].lines().nth(1).unwrap_or_default();
+        assert_eq!(next_line.trim(), sizes, "{text}");
+    }
+    // The bundled pages are all 512x724 (its README); the headers must say so too.
+    assert!(text.contains("width px: min 512, median 512, max 512; height px: min 724"), "{text}");
+}

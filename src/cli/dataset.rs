@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dataset::hub::{self, FetchOptions, FetchProgress, Subset};
-use crate::dataset::{DataSet, Split, archive, page::decode};
+use crate::dataset::{DataSet, Split, SplitStats, archive, page::decode};
 use crate::error::Error;
 use crate::fsutil::write_atomic;
 
@@ -39,7 +39,7 @@ pub enum DatasetAction {
         #[arg(long)]
         offline: bool,
     },
-    /// Count pages per split and report images without metadata and stray files.
+    /// Count pages per split, with metadata coverage, page sizes and stray files.
     Info {
         /// The data set root.
         root: PathBuf,
@@ -164,12 +164,29 @@ fn info(root: &std::path::Path) -> anyhow::Result<()> {
     for split in Split::ALL {
         let Ok(set) = DataSet::open(root, split) else { continue };
         found = true;
+        let stats = SplitStats::measure(&set);
+        let coverage = match stats.metadata_coverage() {
+            Some(percent) => format!("{percent:.1}% with metadata"),
+            None => "no pages".to_string(),
+        };
         println!(
-            "{split}: {} pages, {} without metadata, {} other files",
+            "{split}: {} pages, {} without metadata ({coverage}), {} other files",
             set.entries.len(),
             set.without_metadata(),
             set.skipped.len()
         );
+        if let (Some(width), Some(height)) = (stats.width, stats.height) {
+            println!(
+                "  width px: min {}, median {}, max {}; height px: min {}, median {}, max {}",
+                width.min, width.median, width.max, height.min, height.median, height.max
+            );
+        }
+        if !stats.unreadable.is_empty() {
+            println!(
+                "  {} pages with an unreadable header (see `scoregen dataset check`)",
+                stats.unreadable.len()
+            );
+        }
         for (path, why) in set.skipped.iter().take(5) {
             println!("  skipped {}: {why}", path.display());
         }

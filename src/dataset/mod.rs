@@ -9,8 +9,10 @@ pub mod hub;
 pub mod layout;
 pub mod metadata;
 pub mod page;
+pub mod stats;
 
 pub use cache::{PageCache, default_cache_root};
 pub use layout::{DataSet, Entry, Split, bundled_mini};
 pub use metadata::Metadata;
 pub use page::{Crop, PreparedPage};
+pub use stats::{SplitStats, Spread};

@@ -5,16 +5,43 @@
 //! Prepared pages are 8-bit grayscale (white = 255) until they become tensors, where a
 //! value `v` is `v / 127.5 - 1`: ink is -1 and paper is +1.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{GrayImage, Luma};
+use image::{GrayImage, ImageFormat, Luma};
 
 use crate::error::{Error, Result};
 
 /// Largest image side accepted, in pixels: a 200 dpi A3 page is about 3.3k; anything far
 /// past that is a broken or hostile file, not a score page.
 pub const MAX_SIDE: u32 = 16_384;
+
+/// An image file's width and height in pixels, read from its header without decoding
+/// the pixels.
+pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
+    reader(path)?
+        .into_dimensions()
+        .map_err(|e| Error::input(format!("{}: unreadable image header: {e}", path.display())))
+}
+
+/// A reader for `path` with its format found from the content (the extension is only the
+/// fallback), refusing empty files and formats other than PNG and JPEG.
+fn reader(path: &Path) -> Result<image::ImageReader<BufReader<File>>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let length = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if length == 0 {
+        return Err(Error::input(format!("{}: empty file", path.display())));
+    }
+    let reader = image::ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    match reader.format() {
+        Some(ImageFormat::Png | ImageFormat::Jpeg) => Ok(reader),
+        _ => Err(Error::input(format!("{}: not a PNG or JPEG image", path.display()))),
+    }
+}
 
 /// Decodes an image file (PNG or JPEG) to grayscale.
 pub fn decode(path: &Path) -> Result<GrayImage> {
