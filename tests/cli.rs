@@ -177,3 +177,56 @@ fn dataset_info_reports_page_sizes_and_metadata_coverage_per_split() {
     // The bundled pages are all 512x724 (its README); the headers must say so too.
     assert!(text.contains("width px: min 512, median 512, max 512; height px: min 724"), "{text}");
 }
+
+#[test]
+fn dataset_check_lists_every_unusable_page_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train");
+    std::fs::create_dir(&train).unwrap();
+    let good = ["M21W0001_1.png", "M21W0002_1.png", "M21W0003_1.png"];
+    for name in good {
+        std::fs::copy(Path::new(&mini()).join("train").join(name), train.join(name)).unwrap();
+    }
+    let page = std::fs::read(train.join(good[0])).unwrap();
+    let mut one_pixel = Vec::new();
+    image::GrayImage::from_pixel(1, 1, image::Luma([0]))
+        .write_to(&mut std::io::Cursor::new(&mut one_pixel), image::ImageFormat::Png)
+        .unwrap();
+    // The same 8-bit IHDR as a real page's, made to claim 20000x30000 (CRC recomputed).
+    let mut huge = page[..33].to_vec();
+    huge[16..24].copy_from_slice(&[0, 0, 0x4e, 0x20, 0, 0, 0x75, 0x30]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    // An empty IDAT chunk (its CRC is that of the bytes "IDAT"), then the page's IEND.
+    let mut crc = flate2::Crc::new();
+    crc.update(b"IDAT");
+    huge.extend_from_slice(&[0, 0, 0, 0]);
+    huge.extend_from_slice(b"IDAT");
+    huge.extend_from_slice(&crc.sum().to_be_bytes());
+    huge.extend_from_slice(&page[page.len() - 12..]);
+    let bad: [(&str, &[u8], &str); 5] = [
+        ("BAD1_1.png", b"", "empty file"),
+        ("BAD2_1.png", &page[..page.len() / 3], "corrupt or truncated"),
+        ("BAD3_1.jpg", b"<html>not found</html>", "not a PNG or JPEG image"),
+        ("BAD4_1.png", &one_pixel, "too small: 1x1 px"),
+        ("BAD5_1.png", &huge, "too large: 20000x30000 px"),
+    ];
+    for (name, bytes, _) in bad {
+        std::fs::write(train.join(name), bytes).unwrap();
+    }
+    let root = dir.path().to_str().unwrap();
+    for quiet in [false, true] {
+        let args = ["-q", "dataset", "check", root, "--split", "train"];
+        let output = scoregen(&args[usize::from(!quiet)..]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
+        for (name, _, why) in bad {
+            let line = text.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{text}"));
+            assert!(line.contains(why), "{name}: {line}");
+        }
+        assert!(good.iter().all(|name| !text.contains(name)), "{text}");
+        assert!(text.contains("8 pages checked, 5 unusable"), "{text}");
+        assert!(stderr(&output).contains("5 of 8 pages"), "{}", stderr(&output));
+    }
+}

@@ -44,7 +44,7 @@ pub enum DatasetAction {
         /// The data set root.
         root: PathBuf,
     },
-    /// Decode every page and report those that cannot be used, and why.
+    /// Decode every page, list those that cannot be used and why, and fail if any.
     Check {
         /// The data set root.
         root: PathBuf,
@@ -214,7 +214,8 @@ fn check(root: &std::path::Path, splits: &[Split], quiet: bool) -> anyhow::Resul
         for entry in &set.entries {
             total += 1;
             if let Err(err) = decode(&entry.path) {
-                bar.println(format!("skip {}: {err}", entry.path.display()));
+                // The list is what `check` is for: printed even with --quiet.
+                bar.suspend(|| println!("unusable {err}"));
                 bad += 1;
             }
             bar.inc(1);

@@ -119,7 +119,7 @@ mod tests {
         let cache_root = tempfile::tempdir().unwrap();
         fs::create_dir(data.path().join("train")).unwrap();
         let image_path = data.path().join("train").join("W_1.png");
-        GrayImage::from_pixel(8, 8, Luma([0])).save(&image_path).unwrap();
+        GrayImage::from_pixel(32, 32, Luma([0])).save(&image_path).unwrap();
         let set = DataSet::open(data.path(), Split::Train).unwrap();
         let cache = PageCache::new(cache_root.path(), &set, 4, 4);
         let first = cache.load(&set.entries[0]).unwrap();
@@ -131,9 +131,9 @@ mod tests {
         fs::write(&file, &bytes).unwrap();
         assert_eq!(cache.load(&set.entries[0]).unwrap().pixels[0], 77);
         // Replace the source with a different size: the stamp changes and the page is rebuilt.
-        GrayImage::from_pixel(8, 4, Luma([0])).save(&image_path).unwrap();
+        GrayImage::from_pixel(32, 16, Luma([0])).save(&image_path).unwrap();
         let rebuilt = cache.load(&set.entries[0]).unwrap();
-        assert_eq!(rebuilt.pixels[0], 255, "an 8x4 page fitted to 4x4 has white padding on top");
+        assert_eq!(rebuilt.pixels[0], 255, "a 32x16 page fitted to 4x4 has white padding on top");
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

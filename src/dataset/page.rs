@@ -15,8 +15,14 @@ use image::{GrayImage, ImageFormat, Luma};
 use crate::error::{Error, Result};
 
 /// Largest image side accepted, in pixels: a 200 dpi A3 page is about 3.3k; anything far
-/// past that is a broken or hostile file, not a score page.
+/// past that is a broken or hostile file, not a score page. Checked against the header
+/// before any pixel is decoded, so a file that claims to be huge allocates nothing.
 pub const MAX_SIDE: u32 = 16_384;
+
+/// Smallest image side accepted, in pixels: the tiny preset's 32x48 pages are the smallest
+/// pages scoregen makes, and under 16 px there is no room for one staff's five lines and
+/// four spaces.
+pub const MIN_SIDE: u32 = 16;
 
 /// An image file's width and height in pixels, read from its header without decoding
 /// the pixels.
@@ -43,20 +49,31 @@ fn reader(path: &Path) -> Result<image::ImageReader<BufReader<File>>> {
     }
 }
 
-/// Decodes an image file (PNG or JPEG) to grayscale.
+/// Decodes an image file (PNG or JPEG) to grayscale, refusing (as input errors that name
+/// the file) empty files, other formats, sides outside [`MIN_SIDE`, `MAX_SIDE`] and
+/// corrupt or truncated data.
 pub fn decode(path: &Path) -> Result<GrayImage> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let mut reader = reader;
+    let (width, height) = dimensions(path)?;
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(Error::input(format!(
+            "{}: too large: {width}x{height} px, the limit is {MAX_SIDE} px on each side",
+            path.display()
+        )));
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(Error::input(format!(
+            "{}: too small: {width}x{height} px, need at least {MIN_SIDE} px on each side",
+            path.display()
+        )));
+    }
+    let mut reader = reader(path)?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| Error::input(format!("{}: not a readable image: {e}", path.display())))?;
+    let image = reader.decode().map_err(|e| {
+        Error::input(format!("{}: corrupt or truncated image: {e}", path.display()))
+    })?;
     Ok(image.to_luma8())
 }
 
@@ -190,14 +207,75 @@ mod tests {
         assert_eq!(page.crop_positions(4, 4, 2), (1, 1));
     }
 
-    #[test]
-    fn undecodable_files_are_input_errors_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("broken.png");
-        std::fs::write(&path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    /// A PNG that is all header: the signature, an IHDR chunk (8-bit grayscale) claiming
+    /// `width` x `height`, an empty IDAT chunk and IEND, with valid CRCs and no pixel data.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [(b"IHDR", ihdr.as_slice()), (b"IDAT", &[]), (b"IEND", &[])] {
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(kind);
+            bytes.extend_from_slice(data);
+            bytes.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        bytes
+    }
+
+    /// Writes `bytes` to `name` in `dir` and decodes it, expecting an input error that names
+    /// the file and says `why`.
+    fn refused(dir: &Path, name: &str, bytes: &[u8], why: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
         let err = decode(&path).unwrap_err();
-        assert!(err.is_input() && err.to_string().contains("broken.png"), "{err}");
-        std::fs::write(&path, b"").unwrap();
-        assert!(decode(&path).unwrap_err().to_string().contains("broken.png"));
+        let text = err.to_string();
+        assert!(err.is_input(), "{name}: {text}");
+        assert!(text.starts_with(&path.display().to_string()), "{name}: {text}");
+        assert!(text.contains(why), "{name}: {text}");
+    }
+
+    #[test]
+    fn unusable_files_are_input_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = Vec::new();
+        let pixel = GrayImage::from_pixel(1, 1, Luma([0]));
+        pixel.write_to(&mut std::io::Cursor::new(&mut one), ImageFormat::Png).unwrap();
+        refused(dir.path(), "one.png", &one, "too small: 1x1 px, need at least 16 px");
+
+        // The header alone claims 600 million pixels: refused by its size, not by the
+        // missing data, so the check came before any decoding.
+        let huge = png_header(20_000, 30_000);
+        assert_eq!(dimensions_of(dir.path(), &huge), (20_000, 30_000));
+        refused(dir.path(), "huge.png", &huge, "too large: 20000x30000 px, the limit is 16384");
+
+        refused(dir.path(), "empty.png", b"", "empty file");
+        refused(dir.path(), "text.png", b"staff lines and notes", "not a PNG or JPEG image");
+
+        let page = std::fs::read(crate::dataset::bundled_mini().join("val/M21W0004_1.png"));
+        let page = page.unwrap();
+        let truncated = &page[..page.len() / 2];
+        refused(dir.path(), "truncated.png", truncated, "corrupt or truncated image");
+        refused(dir.path(), "header_only.png", &png_header(64, 64), "corrupt or truncated");
+    }
+
+    fn dimensions_of(dir: &Path, bytes: &[u8]) -> (u32, u32) {
+        let path = dir.join("probe.png");
+        std::fs::write(&path, bytes).unwrap();
+        dimensions(&path).unwrap()
+    }
+
+    #[test]
+    fn the_smallest_and_a_real_page_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.png");
+        GrayImage::from_pixel(MIN_SIDE, MIN_SIDE, Luma([7])).save(&path).unwrap();
+        assert_eq!(decode(&path).unwrap().get_pixel(3, 3).0[0], 7);
+        let page = decode(&crate::dataset::bundled_mini().join("val/M21W0004_1.png")).unwrap();
+        assert_eq!(page.dimensions(), (512, 724));
     }
 }
