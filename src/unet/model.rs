@@ -143,9 +143,10 @@ impl UNet {
     /// Predicts the diffusion target for noisy pages.
     ///
     /// Shapes: `x` is `[batch, image_channels + coord_channels, height, width]` (the page
-    /// coordinates, where the model uses them, already concatenated after the image),
-    /// `t` is `[batch]` (continuous timesteps), `context` is `[batch, tokens, text_dim]`;
-    /// the result is `[batch, image_channels, height, width]`.
+    /// coordinates, where the model uses them, already concatenated after the image; height
+    /// and width multiples of [`UNetConfig::size_multiple`]), `t` is `[batch]` (each page's
+    /// timestep on the schedule's 0 to T - 1 scale, fractions allowed), `context` is
+    /// `[batch, tokens, text_dim]`; the result is `[batch, image_channels, height, width]`.
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
         // 1. Lossless space-to-depth: [batch, c * stem^2, height / stem, width / stem].
         let x = match &self.unshuffle {
@@ -201,5 +202,68 @@ impl UNet {
             Some(shuffle) => shuffle.forward(out),
             None => out,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::tensor::{Tensor, TensorData};
+
+    use crate::diffusion::HostNoise;
+    use crate::testing::cpu;
+    use crate::unet::{Preset, UNetConfig};
+
+    /// The output shape of a fresh UNet on a `[batch, channels, height, width]` input.
+    fn output_dims(config: &UNetConfig, batch: usize, height: usize, width: usize) -> [usize; 4] {
+        let device = cpu();
+        let unet = config.init(&device);
+        let mut noise = HostNoise::new(3);
+        let channels = config.image_channels + config.coord_channels;
+        let x = noise.normal([batch, channels, height, width], &device);
+        let t: Vec<f32> = (0..batch).map(|i| 10.0 + 300.0 * i as f32).collect();
+        let t = Tensor::<1>::from_floats(t.as_slice(), &device);
+        let tokens = 5;
+        let context = noise.normal_vec(batch * tokens * config.text_dim);
+        let context = Tensor::<3>::from_data(
+            TensorData::new(context, [batch, tokens, config.text_dim]),
+            &device,
+        );
+        unet.forward(x, t, context).dims()
+    }
+
+    #[test]
+    fn output_keeps_a_non_square_page_shape() {
+        // 32 wide, 48 high: a swapped height and width would show as [2, 1, 32, 48].
+        assert_eq!(output_dims(&Preset::Tiny.config(), 2, 48, 32), [2, 1, 48, 32]);
+    }
+
+    #[test]
+    fn a_4x_stem_with_coordinates_returns_only_the_image_channels() {
+        let config = UNetConfig {
+            image_channels: 1,
+            coord_channels: 2,
+            stem: 4,
+            channels: vec![16, 32],
+            blocks_per_level: 1,
+            attention_levels: vec![1],
+            head_channels: 16,
+            groups: 8,
+            text_dim: 32,
+        };
+        config.validate().unwrap();
+        config.check_size(64, 96).unwrap();
+        // Three channels in (image and two coordinates), one out, at the full 96x64 size.
+        assert_eq!(output_dims(&config, 2, 96, 64), [2, 1, 96, 64]);
+    }
+
+    #[test]
+    fn tiny_is_well_under_a_million_parameters() {
+        let params = Preset::Tiny.config().init(&cpu()).num_params();
+        assert!(params < 1_000_000, "tiny has {params} parameters");
+        // A vocabulary of a few hundred caption words keeps the whole model under too.
+        let model = crate::unet::ModelConfig::from_preset(Preset::Tiny, 400, 24).init(&cpu());
+        let total = model.num_params();
+        assert!(total < 1_000_000, "tiny with its text encoder has {total} parameters");
     }
 }
