@@ -77,7 +77,10 @@ impl TextEncoder {
     }
 }
 
-/// Token ids of several prompts as one `[batch, tokens]` tensor.
+/// Token ids of several prompts as one tensor.
+///
+/// Shapes: `ids` holds `batch` rows of `tokens` ids each (all one length, as the tokenizer
+/// pads them; rows of different lengths panic); the result is `[batch, tokens]`.
 pub fn ids_tensor(ids: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
     let length = ids.first().map_or(0, Vec::len);
     let flat: Vec<i64> = ids.iter().flat_map(|row| row.iter().map(|&id| id as i64)).collect();
