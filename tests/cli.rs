@@ -230,3 +230,37 @@ fn dataset_check_lists_every_unusable_page_and_fails() {
         assert!(stderr(&output).contains("5 of 8 pages"), "{}", stderr(&output));
     }
 }
+
+#[test]
+fn dataset_prepare_fills_the_page_cache_once_and_reports_pages_per_second() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let root = mini();
+    let args = ["dataset", "prepare", &root, "--pages", "tiny", "--split", "val,test"];
+    let args: Vec<&str> =
+        args.into_iter().chain(["--cache", cache_dir, "--threads", "2"]).collect();
+    let first = scoregen(&args);
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}", stderr(&first));
+    for split in ["val", "test"] {
+        let line = text.lines().find(|l| l.starts_with(split)).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(": 32 pages at 32x48 in "), "{line}");
+        assert!(line.contains("pages/s, 2 threads): 32 decoded, 0 from the cache"), "{line}");
+    }
+    // One prepared page per source page: 32 + 32 files of 32x48 values and a header.
+    let mut files = Vec::new();
+    let mut folders = vec![cache.path().to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for item in std::fs::read_dir(folder).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() { folders.push(path) } else { files.push(path) }
+        }
+    }
+    assert_eq!(files.len(), 64);
+    assert!(files.iter().all(|f| std::fs::metadata(f).unwrap().len() == 28 + 32 * 48));
+
+    let second = scoregen(&args);
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(text.matches("0 decoded, 32 from the cache, 0 unusable").count(), 2, "{text}");
+}

@@ -1,14 +1,19 @@
 //! `scoregen dataset` and `scoregen ingest`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dataset::hub::{self, FetchOptions, FetchProgress, Subset};
-use crate::dataset::{DataSet, Split, SplitStats, archive, page::decode};
+use crate::dataset::parallel::map_ordered;
+use crate::dataset::{
+    DataSet, PageCache, Split, SplitStats, archive, default_cache_root, page::decode,
+};
 use crate::error::Error;
 use crate::fsutil::write_atomic;
+use crate::unet::Preset;
 
 /// Arguments of `scoregen dataset`.
 #[derive(Debug, Args)]
@@ -52,10 +57,23 @@ pub enum DatasetAction {
         #[arg(long, value_enum, value_delimiter = ',', default_value = "train,val,test")]
         split: Vec<Split>,
     },
-    /// Unpack `<split>.tar.gz` archives in a data set root into split folders.
+    /// Unpack `<split>.tar.gz` archives in a data set root into split folders and, with
+    /// `--pages`, decode and fit every page into the page cache that `train` reads.
     Prepare {
         /// The data set root.
         root: PathBuf,
+        /// Prepare pages at this preset's page size (the size `train --preset` uses).
+        #[arg(long, value_enum)]
+        pages: Option<Preset>,
+        /// Splits whose pages are prepared, comma separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "train")]
+        split: Vec<Split>,
+        /// The page cache (default: $SCOREGEN_CACHE or ~/.cache/scoregen).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Decoding threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -136,30 +154,87 @@ pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
         }
         DatasetAction::Info { root } => info(root)?,
         DatasetAction::Check { root, split } => check(root, split, quiet)?,
-        DatasetAction::Prepare { root } => {
-            for split in Split::ALL {
-                let archive_path = root.join(format!("{}.tar.gz", split.name()));
-                let target = root.join(split.name());
-                if archive_path.is_file() && !target.join(archive::COMPLETE_MARKER).exists() {
-                    let done = archive::unpack(
-                        &archive_path,
-                        &target,
-                        hub::MAX_UNPACKED_BYTES,
-                        &mut |_| {},
-                    )?;
-                    println!(
-                        "{split}: unpacked {} files ({:.1} MB)",
-                        done.files,
-                        done.bytes as f64 / 1e6
-                    );
-                }
+        DatasetAction::Prepare { root, pages, split, cache, threads } => {
+            unpack(root)?;
+            if let Some(preset) = pages {
+                let cache = cache.clone().unwrap_or_else(default_cache_root);
+                prepare_pages(root, *preset, split, &cache, *threads, quiet)?;
             }
         }
     }
     Ok(())
 }
 
-fn info(root: &std::path::Path) -> anyhow::Result<()> {
+fn unpack(root: &Path) -> anyhow::Result<()> {
+    for split in Split::ALL {
+        let archive_path = root.join(format!("{}.tar.gz", split.name()));
+        let target = root.join(split.name());
+        if archive_path.is_file() && !target.join(archive::COMPLETE_MARKER).exists() {
+            let done =
+                archive::unpack(&archive_path, &target, hub::MAX_UNPACKED_BYTES, &mut |_| {})?;
+            println!("{split}: unpacked {} files ({:.1} MB)", done.files, done.bytes as f64 / 1e6);
+        }
+    }
+    Ok(())
+}
+
+fn prepare_pages(
+    root: &Path,
+    preset: Preset,
+    splits: &[Split],
+    cache_root: &Path,
+    threads: Option<usize>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let (width, height) = preset.page_size();
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = threads {
+        pool = pool.num_threads(threads);
+    }
+    let pool = pool.build().map_err(|e| Error::runtime(format!("worker threads: {e}")))?;
+    let mut bad = 0;
+    for &split in splits {
+        let set = DataSet::open(root, split)?;
+        let cache = PageCache::new(cache_root, &set, width, height);
+        let bar = progress_bar(set.entries.len(), quiet);
+        let mut unusable = 0;
+        let start = Instant::now();
+        let decoded = pool.install(|| {
+            cache.load_each(&set.entries, |_, page| {
+                if let Err(err) = page {
+                    bar.suspend(|| println!("unusable {err}"));
+                    unusable += 1;
+                }
+                bar.inc(1);
+            })
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        println!(
+            "{split}: {} pages at {width}x{height} in {seconds:.2} s ({:.1} pages/s, {} threads): \
+             {decoded} decoded, {} from the cache, {unusable} unusable",
+            set.entries.len(),
+            set.entries.len() as f64 / seconds.max(1e-9),
+            pool.current_num_threads(),
+            set.entries.len() - decoded - unusable,
+        );
+        bad += unusable;
+    }
+    if bad > 0 {
+        return Err(Error::input(format!(
+            "{bad} pages in {} cannot be used (listed above)",
+            root.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn progress_bar(length: usize, quiet: bool) -> ProgressBar {
+    if quiet { ProgressBar::hidden() } else { ProgressBar::new(length as u64) }
+}
+
+fn info(root: &Path) -> anyhow::Result<()> {
     let mut found = false;
     for split in Split::ALL {
         let Ok(set) = DataSet::open(root, split) else { continue };
@@ -204,22 +279,26 @@ fn info(root: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(root: &std::path::Path, splits: &[Split], quiet: bool) -> anyhow::Result<()> {
+fn check(root: &Path, splits: &[Split], quiet: bool) -> anyhow::Result<()> {
     let mut bad = 0;
     let mut total = 0;
     for &split in splits {
         let set = DataSet::open(root, split)?;
-        let bar =
-            if quiet { ProgressBar::hidden() } else { ProgressBar::new(set.entries.len() as u64) };
-        for entry in &set.entries {
-            total += 1;
-            if let Err(err) = decode(&entry.path) {
-                // The list is what `check` is for: printed even with --quiet.
-                bar.suspend(|| println!("unusable {err}"));
-                bad += 1;
-            }
-            bar.inc(1);
-        }
+        let bar = progress_bar(set.entries.len(), quiet);
+        // Decoded on worker threads; each image is dropped there, only errors come back.
+        map_ordered(
+            &set.entries,
+            |entry| decode(&entry.path).err(),
+            |_, err| {
+                total += 1;
+                if let Some(err) = err {
+                    // The list is what `check` is for: printed even with --quiet.
+                    bar.suspend(|| println!("unusable {err}"));
+                    bad += 1;
+                }
+                bar.inc(1);
+            },
+        );
         bar.finish_and_clear();
     }
     println!("{total} pages checked, {bad} unusable");

@@ -9,6 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use super::layout::{DataSet, Entry};
 use super::page::{PreparedPage, decode, fit};
+use super::parallel::map_ordered;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
@@ -66,10 +67,39 @@ impl PageCache {
 
     /// The prepared page, from the cache or made (and cached) now.
     pub fn load(&self, entry: &Entry) -> Result<PreparedPage> {
+        self.load_or_make(entry).map(|(page, _)| page)
+    }
+
+    /// Prepares every page of `entries` on the current rayon pool (one worker per core
+    /// unless called inside [`rayon::ThreadPool::install`]) and hands each result to `each`
+    /// with its index, in the entries' order, on the calling thread. Returns how many pages
+    /// were decoded rather than read from the cache.
+    pub fn load_each(
+        &self,
+        entries: &[Entry],
+        mut each: impl FnMut(usize, Result<PreparedPage>),
+    ) -> usize {
+        let mut decoded = 0;
+        map_ordered(
+            entries,
+            |entry| self.load_or_make(entry),
+            |i, result| {
+                let result = result.map(|(page, made)| {
+                    decoded += usize::from(made);
+                    page
+                });
+                each(i, result);
+            },
+        );
+        decoded
+    }
+
+    /// The prepared page, and whether it was made now (not read from the cache).
+    fn load_or_make(&self, entry: &Entry) -> Result<(PreparedPage, bool)> {
         let (length, modified) = stamp(&entry.path)?;
         let file = self.file(entry);
         if let Some(page) = self.read(&file, length, modified) {
-            return Ok(page);
+            return Ok((page, false));
         }
         let image = fit(&decode(&entry.path)?, self.width as u32, self.height as u32);
         let page = PreparedPage::from_image(&image);
@@ -82,7 +112,7 @@ impl PageCache {
         bytes.extend_from_slice(&modified.to_le_bytes());
         bytes.extend_from_slice(&page.pixels);
         write_atomic(&file, &bytes)?;
-        Ok(page)
+        Ok((page, true))
     }
 
     /// A cached page, or `None` when there is none or it is stale or damaged.
@@ -135,5 +165,66 @@ mod tests {
         let rebuilt = cache.load(&set.entries[0]).unwrap();
         assert_eq!(rebuilt.pixels[0], 255, "a 32x16 page fitted to 4x4 has white padding on top");
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    /// Every page of the first `count` of the bundled set's validation split, prepared at
+    /// 64x90 with a fresh cache on a pool of `threads` threads: indices and results.
+    fn prepare_val(count: usize, threads: usize) -> (Vec<usize>, Vec<PreparedPage>, usize) {
+        let mut set = DataSet::open(&crate::dataset::bundled_mini(), Split::Val).unwrap();
+        set.entries.truncate(count);
+        let cache_root = tempfile::tempdir().unwrap();
+        let cache = PageCache::new(cache_root.path(), &set, 64, 90);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut indices = Vec::new();
+        let mut pages = Vec::new();
+        let decoded = pool.install(|| {
+            cache.load_each(&set.entries, |i, page| {
+                indices.push(i);
+                pages.push(page.unwrap());
+            })
+        });
+        // A second pass reads every page back from the cache.
+        assert_eq!(pool.install(|| cache.load_each(&set.entries, |_, _| {})), 0);
+        (indices, pages, decoded)
+    }
+
+    #[test]
+    fn parallel_preparation_gives_the_sequential_pages_in_order() {
+        let (sequential_indices, sequential, decoded) = prepare_val(20, 1);
+        let (parallel_indices, parallel, _) = prepare_val(20, 4);
+        assert_eq!(decoded, 20);
+        assert_eq!(sequential_indices, (0..20).collect::<Vec<_>>());
+        assert_eq!(parallel_indices, sequential_indices);
+        assert_eq!(parallel, sequential);
+        // The pages differ from one another, so a change of order could not go unseen.
+        assert!(sequential.windows(2).all(|pair| pair[0] != pair[1]));
+        // And each is the page decoded and fitted directly, one at a time.
+        let set = DataSet::open(&crate::dataset::bundled_mini(), Split::Val).unwrap();
+        for (entry, page) in set.entries.iter().zip(&sequential) {
+            let direct = PreparedPage::from_image(&fit(&decode(&entry.path).unwrap(), 64, 90));
+            assert_eq!(&direct, page, "{}", entry.path.display());
+        }
+    }
+
+    #[test]
+    fn unusable_pages_keep_their_place_among_the_results() {
+        let data = tempfile::tempdir().unwrap();
+        let cache_root = tempfile::tempdir().unwrap();
+        fs::create_dir(data.path().join("train")).unwrap();
+        for (name, shade) in [("A_1.png", 10), ("C_1.png", 30)] {
+            GrayImage::from_pixel(32, 32, Luma([shade]))
+                .save(data.path().join("train").join(name))
+                .unwrap();
+        }
+        fs::write(data.path().join("train").join("B_1.png"), b"").unwrap();
+        let set = DataSet::open(data.path(), Split::Train).unwrap();
+        let cache = PageCache::new(cache_root.path(), &set, 4, 4);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut results = Vec::new();
+        pool.install(|| cache.load_each(&set.entries, |i, r| results.push((i, r))));
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].1.as_ref().unwrap().pixels[0], 10);
+        assert!(results[1].1.as_ref().unwrap_err().to_string().contains("B_1.png: empty file"));
+        assert_eq!(results[2].1.as_ref().unwrap().pixels[0], 30);
     }
 }

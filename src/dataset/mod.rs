@@ -9,6 +9,7 @@ pub mod hub;
 pub mod layout;
 pub mod metadata;
 pub mod page;
+pub mod parallel;
 pub mod stats;
 
 pub use cache::{PageCache, default_cache_root};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::layout::DataSet;
 use super::page::dimensions;
+use super::parallel::map_ordered;
 
 /// The smallest, middle and largest of a list of pixel lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,20 +47,22 @@ pub struct SplitStats {
 }
 
 impl SplitStats {
-    /// Reads the header of every page of `set`.
+    /// Reads the header of every page of `set`, on the current rayon pool.
     pub fn measure(set: &DataSet) -> Self {
         let mut widths = Vec::with_capacity(set.entries.len());
         let mut heights = Vec::with_capacity(set.entries.len());
         let mut unreadable = Vec::new();
-        for entry in &set.entries {
-            match dimensions(&entry.path) {
+        map_ordered(
+            &set.entries,
+            |entry| dimensions(&entry.path),
+            |i, size| match size {
                 Ok((width, height)) => {
                     widths.push(width);
                     heights.push(height);
                 }
-                Err(err) => unreadable.push((entry.path.clone(), err.to_string())),
-            }
-        }
+                Err(err) => unreadable.push((set.entries[i].path.clone(), err.to_string())),
+            },
+        );
         Self {
             pages: set.entries.len(),
             with_metadata: set.entries.len() - set.without_metadata(),

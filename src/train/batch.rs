@@ -76,19 +76,24 @@ impl Batcher {
         let mut entries = Vec::new();
         let mut pages = Vec::new();
         let mut preparation = Preparation::default();
-        for (i, entry) in set.entries.iter().enumerate() {
-            match cache.load(entry) {
+        // Decoded on worker threads, handed back in the set's order: the usable pages and
+        // so the training sample order are those of a one-thread preparation.
+        let decoded = cache.load_each(&set.entries, |i, page| {
+            let entry = &set.entries[i];
+            match page {
                 Ok(page) => {
                     entries.push(entry.clone());
                     pages.push(keep_in_memory.then(|| Arc::new(page)));
                 }
                 Err(err) => {
-                    tracing::warn!("skipping {}: {err}", entry.path.display());
+                    // The error names the file.
+                    tracing::warn!("skipping a page: {err}");
                     preparation.skipped.push((entry.path.display().to_string(), err.to_string()));
                 }
             }
             progress(i + 1, set.entries.len());
-        }
+        });
+        tracing::debug!("{decoded} of {} pages decoded, the rest cached", set.entries.len());
         if entries.is_empty() {
             return Err(Error::input(format!(
                 "{}: no usable page in the {} split ({} skipped)",
