@@ -8,15 +8,18 @@
 //! - [`PageScore`], [`expected_staves`], [`adherence`], [`page_features`] and [`SetSummary`]
 //!   turn detections into page and set measures ([`measures`]);
 //! - [`frechet_distance`] compares two sets of page feature vectors ([`frechet`]);
+//! - [`label_accuracy`] holds the detector to labelled pages ([`labels`]);
 //! - [`overlay()`] draws what was detected over the page for reports ([`overlay`](mod@overlay)).
 
 pub mod frechet;
+pub mod labels;
 pub mod measures;
 pub mod overlay;
 pub mod report;
 pub mod staff;
 
 pub use frechet::frechet_distance;
+pub use labels::{LabelAccuracy, PageLabel, label_accuracy};
 pub use measures::{
     FEATURE_NAMES, FEATURES, PageScore, READABLE_REGULARITY, SetSummary, adherence,
     expected_staves, page_features,
