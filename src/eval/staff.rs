@@ -890,6 +890,80 @@ mod tests {
         assert!(empty.staves.is_empty());
     }
 
+    /// Draws `text` in the 8x8 bitmap font, each font pixel `scale` px square, from `(x, y)`.
+    fn write(page: &mut GrayImage, text: &str, x: u32, y: u32, scale: u32) {
+        for (i, c) in text.chars().enumerate() {
+            let glyph = font8x8::legacy::BASIC_LEGACY[c as usize & 0x7f];
+            for (dy, bits) in glyph.iter().enumerate() {
+                for dx in (0..8u32).filter(|dx| bits >> dx & 1 == 1) {
+                    for (sx, sy) in (0..scale).flat_map(|sx| (0..scale).map(move |sy| (sx, sy))) {
+                        let px = x + (8 * i as u32 + dx) * scale + sx;
+                        let py = y + dy as u32 * scale + sy;
+                        if px < page.width() && py < page.height() {
+                            page.put_pixel(px, py, Luma([0]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_only_page_has_no_staves() {
+        const PROSE: &str = "Sonata in E flat major, Op. 31 No. 3. Allegro - Scherzo - Menuetto \
+            - Presto con fuoco. The first movement opens with a question; the answer comes \
+            in the bass. HIGH TEMPERAMENT EMMEMMEM mmmmmmmm wwwwwwww == -- __ ..";
+        let mut page = GrayImage::from_pixel(512, 720, Luma([255]));
+        let mut y = 16;
+        // Font sizes of 8, 16 and 24 px, each over several lines with tight line spacing, so
+        // the rows of letters repeat as evenly as staff lines do.
+        for scale in [1u32, 2, 3, 1, 2] {
+            let per_line = (496 / (8 * scale)) as usize;
+            let chars: Vec<char> = PROSE.chars().collect();
+            for line in chars.chunks(per_line).take(4) {
+                let text: String = line.iter().collect();
+                write(&mut page, &text, 8, y, scale);
+                y += 10 * scale;
+            }
+            y += 12;
+        }
+        assert!(y <= 720, "the text runs off the page at row {y}");
+        let found = StaffDetector::default().detect(&page);
+        assert!(found.ink_density > 0.05, "the page holds text: {}", found.ink_density);
+        assert!(found.staves.is_empty() && found.systems.is_empty(), "{found:#?}");
+        let score = crate::eval::PageScore::from_structure(&found);
+        assert_eq!(score.readability, 0.0);
+    }
+
+    #[test]
+    fn ruled_paper_has_no_staves() {
+        // Lines every `pitch` px down the whole page: within the staff-space range (3-10 px)
+        // they are evenly spaced like staff lines but never five to a group.
+        for pitch in [3u32, 4, 5, 6, 8, 10, 16, 24] {
+            for thickness in [1u32, 2] {
+                let mut page = GrayImage::from_pixel(512, 720, Luma([255]));
+                for top in (20..700).step_by(pitch as usize) {
+                    for y in top..top + thickness.min(pitch - 1) {
+                        for x in 30..482 {
+                            page.put_pixel(x, y, Luma([0]));
+                        }
+                    }
+                }
+                let found = StaffDetector::default().detect(&page);
+                let score = crate::eval::PageScore::from_structure(&found);
+                let what = format!("pitch {pitch}, thickness {thickness}");
+                // Where the paper is most of the page, the lines are all found and none is
+                // taken into a staff (otherwise the lines are the paper and nothing is ink).
+                if 2 * thickness < pitch {
+                    let lines = found.lines.len();
+                    assert!(lines >= 680 / pitch as usize, "{what}: {lines} lines");
+                }
+                assert!(found.staves.is_empty(), "{what}: {} staves", found.staves.len());
+                assert_eq!(score.readability, 0.0, "{what}");
+            }
+        }
+    }
+
     #[test]
     fn regularity_is_one_for_even_lines_and_drops_with_a_shifted_line() {
         assert!((regularity(&[10.0, 14.0, 18.0, 22.0, 26.0]) - 1.0).abs() < 1e-12);
