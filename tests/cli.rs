@@ -126,7 +126,7 @@ fn train_then_generate_then_eval() {
     let output = scoregen(&["eval", pages.to_str().unwrap(), "--json", json.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["summary"]["pages"], 3, "two pages and the sheet");
+    assert_eq!(report["summary"]["pages"], 2, "two pages; the contact sheet is skipped");
     assert_eq!(report["pages"][0]["prompt"], "a music score, instrumentation is piano");
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::Error;
-use crate::eval::report::{evaluate_against, extremes_sheet};
+use crate::eval::report::{encode_report_png, evaluate_against, extremes_sheet};
 use crate::fsutil::write_atomic;
 
 /// Arguments of `scoregen eval`.
@@ -38,9 +38,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let report = evaluate_against(&args.pages, args.reference.as_deref(), prompts.as_deref())?;
     let s = &report.summary;
+    let t = &report.timing;
     println!(
-        "{} pages: readability mean {:.3} median {:.3}; {:.0}% have a system",
+        "scored {} pages in {:.2} s ({:.1} pages/s, {:.1} ms/page); skipped {} contact sheets \
+         or reports",
         s.pages,
+        t.seconds,
+        t.pages_per_second,
+        t.ms_per_page,
+        report.skipped.len()
+    );
+    println!(
+        "readability mean {:.3} median {:.3}; {:.0}% of pages have a system",
         s.mean_readability,
         s.median_readability,
         100.0 * s.with_system
@@ -58,11 +67,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(&report).expect("a report serialises");
     write_atomic(&args.json, json.as_bytes())?;
     if let Some(path) = &args.report {
-        let sheet = extremes_sheet(&report, 3)?;
-        let mut bytes = Vec::new();
-        sheet
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-            .map_err(|e| Error::runtime(format!("{}: {e}", path.display())))?;
+        let bytes = encode_report_png(&extremes_sheet(&report, 3)?)?;
         write_atomic(path, &bytes)?;
     }
     println!("wrote {}", args.json.display());

@@ -3,6 +3,7 @@
 //! with a folder of real pages.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,9 @@ pub struct PageReport {
 pub struct SetReport {
     /// Per page, in file-name order.
     pub pages: Vec<PageReport>,
+    /// Images in the folder that were not scored because they are contact sheets or reports
+    /// (see [`is_sheet`]).
+    pub skipped: Vec<PathBuf>,
     /// The set's summary.
     pub summary: SetSummary,
     /// Mean adherence over pages whose prompt names a known instrumentation.
@@ -40,10 +44,57 @@ pub struct SetReport {
     pub reference: Option<SetSummary>,
     /// Frechet distance between the two sets' page features, when a reference was given.
     pub frechet_distance: Option<f64>,
+    /// Time spent on this set's pages (decoding, detection and scoring; not the reference).
+    pub timing: Timing,
 }
 
-/// The image files of a folder, sorted.
-pub fn images(folder: &Path) -> Result<Vec<PathBuf>> {
+/// How long evaluating a set of pages took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Wall-clock time over all pages (s).
+    pub seconds: f64,
+    /// Mean time per page (ms); 0 without pages.
+    pub ms_per_page: f64,
+    /// Pages per second; 0 without pages.
+    pub pages_per_second: f64,
+}
+
+impl Timing {
+    fn new(seconds: f64, pages: usize) -> Self {
+        if pages == 0 || seconds <= 0.0 {
+            return Self { seconds, ..Self::default() };
+        }
+        Self {
+            seconds,
+            ms_per_page: 1000.0 * seconds / pages as f64,
+            pages_per_second: pages as f64 / seconds,
+        }
+    }
+}
+
+/// The PNG text keyword that says what kind of image scoregen wrote; any value but
+/// [`KIND_PAGE`] marks an image that is not a page (a contact sheet, an eval report).
+pub const KIND_KEYWORD: &str = "scoregen-kind";
+
+/// The [`KIND_KEYWORD`] value of a single page.
+pub const KIND_PAGE: &str = "page";
+
+/// The [`KIND_KEYWORD`] value of the sheet [`extremes_sheet`] draws.
+pub const KIND_EVAL_REPORT: &str = "eval report";
+
+/// Whether an image file is a contact sheet or report rather than a page: its name starts
+/// with `sheet` or `contact` (as `scoregen generate` names its contact sheet), or it is a PNG
+/// whose [`KIND_KEYWORD`] text says it is not a page.
+pub fn is_sheet(path: &Path) -> bool {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if stem.starts_with("sheet") || stem.starts_with("contact") {
+        return true;
+    }
+    png_text(path, KIND_KEYWORD).is_some_and(|kind| kind != KIND_PAGE)
+}
+
+/// The pages of a folder (image files, sorted) and, apart, the sheets among its images.
+pub fn images(folder: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files = Vec::new();
     for item in std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))? {
         let path = item.map_err(|e| Error::io(folder, e))?.path();
@@ -53,38 +104,47 @@ pub fn images(folder: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     files.sort();
-    if files.is_empty() {
+    let (sheets, pages): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|path| is_sheet(path));
+    if pages.is_empty() {
+        let sheets = match sheets.len() {
+            0 => String::new(),
+            n => format!(" (only {n} contact sheets or reports, which are not scored)"),
+        };
         return Err(Error::input(format!(
-            "{}: no .png or .jpg pages to evaluate",
+            "{}: no .png or .jpg pages to evaluate{sheets}",
             folder.display()
         )));
     }
-    Ok(files)
+    Ok((pages, sheets))
 }
 
 /// The `prompt` text chunk of a PNG written by `scoregen generate`.
 pub fn png_prompt(path: &Path) -> Option<String> {
+    png_text(path, "prompt")
+}
+
+/// The text stored under `keyword` in a PNG (tEXt or iTXt); `None` for other files.
+fn png_text(path: &Path, keyword: &str) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().ok()?;
     let info = reader.info();
-    let latin1 = info
-        .uncompressed_latin1_text
-        .iter()
-        .find(|t| t.keyword == "prompt")
-        .map(|t| t.text.clone());
+    let latin1 =
+        info.uncompressed_latin1_text.iter().find(|t| t.keyword == keyword).map(|t| t.text.clone());
     latin1.or_else(|| {
-        info.utf8_text.iter().find(|t| t.keyword == "prompt").and_then(|t| t.get_text().ok())
+        info.utf8_text.iter().find(|t| t.keyword == keyword).and_then(|t| t.get_text().ok())
     })
 }
 
-/// Scores every page of `folder`; `prompts` (one per page, in file-name order) override
-/// prompts stored in the pages.
+/// Scores every page of `folder`, leaving out contact sheets and reports; `prompts` (one per
+/// page, in file-name order) override prompts stored in the pages.
 pub fn evaluate(
     folder: &Path,
     prompts: Option<&[String]>,
     detector: &StaffDetector,
 ) -> Result<(SetReport, Vec<[f64; super::FEATURES]>)> {
-    let files = images(folder)?;
+    let start = Instant::now();
+    let (files, skipped) = images(folder)?;
     if let Some(prompts) = prompts
         && prompts.len() != files.len()
     {
@@ -118,7 +178,9 @@ pub fn evaluate(
         summary: SetSummary::from_scores(&scores),
         mean_adherence: (!adherences.is_empty())
             .then(|| adherences.iter().sum::<f64>() / adherences.len() as f64),
+        timing: Timing::new(start.elapsed().as_secs_f64(), pages.len()),
         pages,
+        skipped,
         reference: None,
         frechet_distance: None,
     };
@@ -163,9 +225,93 @@ pub fn extremes_sheet(report: &SetReport, count: usize) -> Result<RgbImage> {
     Ok(sheet)
 }
 
+/// Encodes a sheet from [`extremes_sheet`] as PNG, marked with [`KIND_KEYWORD`] so that a
+/// later evaluation of the same folder does not score it as a page.
+pub fn encode_report_png(sheet: &RgbImage) -> Result<Vec<u8>> {
+    let failed = |e: png::EncodingError| Error::runtime(format!("eval report PNG: {e}"));
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, sheet.width(), sheet.height());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder
+            .add_text_chunk(KIND_KEYWORD.to_string(), KIND_EVAL_REPORT.to_string())
+            .map_err(failed)?;
+        let mut writer = encoder.write_header().map_err(failed)?;
+        writer.write_image_data(sheet.as_raw()).map_err(failed)?;
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page with one staff of five lines 4 px apart.
+    fn staff_page() -> GrayImage {
+        let mut page = GrayImage::from_pixel(256, 128, image::Luma([255]));
+        for line in 0..5 {
+            for x in 20..236 {
+                page.put_pixel(x, 40 + 4 * line, image::Luma([0]));
+            }
+        }
+        page
+    }
+
+    #[test]
+    fn contact_sheets_and_reports_are_skipped_and_counted() {
+        use crate::sample::output::{contact_sheet, write_png};
+        let dir = tempfile::tempdir().unwrap();
+        let page = staff_page();
+        let kind = |k: &str| vec![(KIND_KEYWORD, k.to_string())];
+        write_png(&dir.path().join("page-000.png"), &page, &[]).unwrap();
+        write_png(&dir.path().join("page-001.png"), &page, &kind(KIND_PAGE)).unwrap();
+        // What `scoregen generate` writes beside its pages: a sheet without text chunks.
+        let sheet = contact_sheet(&[(page.clone(), "a".into()), (page.clone(), "b".into())], 2);
+        write_png(&dir.path().join("sheet.png"), &sheet, &[]).unwrap();
+        write_png(&dir.path().join("Contact-2.png"), &sheet, &[]).unwrap();
+        write_png(&dir.path().join("grid.png"), &sheet, &kind("contact sheet")).unwrap();
+
+        let (report, _) = evaluate(dir.path(), None, &StaffDetector::default()).unwrap();
+        let names = |paths: &[PathBuf]| -> Vec<String> {
+            paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect()
+        };
+        let scored: Vec<PathBuf> = report.pages.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(names(&scored), ["page-000.png", "page-001.png"]);
+        assert_eq!(names(&report.skipped), ["Contact-2.png", "grid.png", "sheet.png"]);
+        assert_eq!(report.summary.pages, 2);
+        assert_eq!(report.summary.staves_per_system, [(1, 2)].into());
+
+        // The report `scoregen eval --report` writes is skipped on the next evaluation.
+        let worst_best = extremes_sheet(&report, 1).unwrap();
+        let bytes = encode_report_png(&worst_best).unwrap();
+        std::fs::write(dir.path().join("worst-best.png"), bytes).unwrap();
+        let (again, _) = evaluate(dir.path(), None, &StaffDetector::default()).unwrap();
+        assert_eq!(again.summary.pages, 2);
+        assert_eq!(again.skipped.len(), 4);
+
+        let only_sheets = tempfile::tempdir().unwrap();
+        write_png(&only_sheets.path().join("sheet.png"), &sheet, &[]).unwrap();
+        let err = evaluate(only_sheets.path(), None, &StaffDetector::default()).unwrap_err();
+        assert!(err.to_string().contains("only 1 contact sheets or reports"), "{err}");
+    }
+
+    #[test]
+    fn timing_is_per_scored_page() {
+        let timing = Timing::new(2.0, 8);
+        assert_eq!((timing.ms_per_page, timing.pages_per_second), (250.0, 4.0));
+        assert_eq!(Timing::new(0.0, 0), Timing::default());
+
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            staff_page().save(dir.path().join(format!("{i}.png"))).unwrap();
+        }
+        let (report, _) = evaluate(dir.path(), None, &StaffDetector::default()).unwrap();
+        let t = report.timing;
+        assert!(t.seconds > 0.0, "{t:?}");
+        assert!((t.ms_per_page * 3.0 - 1000.0 * t.seconds).abs() < 1e-9, "{t:?}");
+        assert!((t.pages_per_second * t.seconds - 3.0).abs() < 1e-9, "{t:?}");
+    }
 
     #[test]
     fn real_pages_read_as_scores_and_noise_does_not() {
