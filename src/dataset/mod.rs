@@ -6,6 +6,7 @@ pub mod archive;
 pub mod cache;
 pub mod caption;
 pub mod hub;
+pub mod items;
 pub mod layout;
 pub mod metadata;
 pub mod page;
@@ -13,6 +14,7 @@ pub mod parallel;
 pub mod stats;
 
 pub use cache::{PageCache, default_cache_root};
+pub use items::{PageDataset, PageItem};
 pub use layout::{DataSet, Entry, Split, bundled_mini};
 pub use metadata::Metadata;
 pub use page::{Crop, PreparedPage};
