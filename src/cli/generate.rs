@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::backend::DeviceSpec;
 use crate::checkpoint::{self, Weights};
 use crate::dataset::page::{decode, fit};
-use crate::diffusion::{Guidance, SamplerKind};
+use crate::diffusion::{Guidance, SamplerKind, TimestepSpacing};
 use crate::error::Error;
 use crate::sample::output::{contact_sheet, write_png};
 use crate::sample::{Generator, Init, Options};
@@ -36,6 +36,15 @@ pub struct GenerateArgs {
     /// The sampler: ddpm, ddim, dpmpp-2m, euler or heun.
     #[arg(long, default_value = "dpmpp-2m", value_parser = SamplerKind::parse)]
     pub sampler: SamplerKind,
+    /// DDIM only: the fraction of the DDPM posterior's noise drawn afresh at each step, in
+    /// [0, 1] (0, the default: deterministic; 1: DDPM-like ancestral sampling).
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// DDPM and DDIM only: where the timesteps sit: leading, linspace or trailing (the
+    /// default). Leading never reaches the last timestep, so with a zero-terminal-SNR model
+    /// it starts from the wrong noise level. The other samplers use the Karras sigma grid.
+    #[arg(long, value_parser = TimestepSpacing::parse)]
+    pub spacing: Option<TimestepSpacing>,
     /// Sampler steps (network evaluations; Heun uses two per step).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -162,8 +171,16 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
     let (width, height) =
         args.size.unwrap_or((loaded.config.page_width, loaded.config.page_height));
     let seed = args.seed.unwrap_or_else(|| rand::random::<u32>() as u64);
+    let mut sampler = args.sampler;
+    if let Some(eta) = args.eta {
+        sampler = sampler.with_eta(eta).map_err(|e| Error::input(format!("--eta: {e}")))?;
+    }
+    if let Some(spacing) = args.spacing {
+        sampler =
+            sampler.with_spacing(spacing).map_err(|e| Error::input(format!("--spacing: {e}")))?;
+    }
     let options = Options {
-        sampler: args.sampler,
+        sampler,
         steps: args.steps,
         guidance: Guidance { scale: args.guidance, rescale: args.guidance_rescale },
         width,
@@ -210,7 +227,7 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
     if !quiet {
         eprintln!(
             "seed {seed}, {} {} steps, guidance {}, {width}x{height}, checkpoint {}",
-            options.sampler.name(),
+            options.sampler,
             options.steps,
             options.guidance.scale,
             folder.display()
@@ -243,7 +260,7 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
         )?;
         for (i, page) in made.into_iter().enumerate() {
             let index = first + i;
-            let text = [
+            let mut text = vec![
                 ("prompt", jobs[index].clone()),
                 ("negative", args.negative.clone()),
                 ("seed", (options.seed + index as u64).to_string()),
@@ -253,6 +270,12 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
                 ("checkpoint", folder.display().to_string()),
                 ("software", format!("scoregen {}", env!("CARGO_PKG_VERSION"))),
             ];
+            if let Some(eta) = options.sampler.eta() {
+                text.push(("eta", eta.to_string()));
+            }
+            if let Some(spacing) = options.sampler.spacing() {
+                text.push(("spacing", spacing.name().to_string()));
+            }
             write_png(&files[index], &page, &text)?;
             pages.push((page, jobs[index].clone()));
         }

@@ -45,6 +45,27 @@ pub enum TimestepSpacing {
     Trailing,
 }
 
+impl TimestepSpacing {
+    /// Every spacing.
+    pub const ALL: [TimestepSpacing; 3] = [Self::Leading, Self::Linspace, Self::Trailing];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Leading => "leading",
+            Self::Linspace => "linspace",
+            Self::Trailing => "trailing",
+        }
+    }
+
+    /// The spacing of a command-line name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            format!("unknown timestep spacing `{name}`: expected leading, linspace or trailing")
+        })
+    }
+}
+
 /// A schedule configuration: what is saved with a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleConfig {

@@ -17,7 +17,7 @@ use crate::unet::score_model::coordinate_channels;
 /// How to sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
-    /// The sampler.
+    /// The sampler, with its eta and timestep spacing where it has them.
     pub sampler: SamplerKind,
     /// Network evaluations per page (Heun uses two per step).
     pub steps: usize,
@@ -76,6 +76,11 @@ impl<'a> Generator<'a> {
         }
         if !(0.0..=1.0).contains(&g.rescale) {
             return Err(Error::input(format!("guidance rescale {} is outside 0..=1", g.rescale)));
+        }
+        if let Some(eta) = options.sampler.eta()
+            && !(0.0..=1.0).contains(&eta)
+        {
+            return Err(Error::input(format!("eta {eta} is outside 0..=1")));
         }
         Ok(())
     }

@@ -3,17 +3,25 @@
 
 use burn::tensor::Tensor;
 
-use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level};
+use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level, spaced_levels};
 use crate::diffusion::noise::HostNoise;
 use crate::diffusion::objective::Prediction;
+use crate::diffusion::schedule::{Schedule, TimestepSpacing};
 
 /// DDIM with stochasticity `eta` (0: deterministic; 1: DDPM's variance).
 pub struct Ddim {
-    /// Fraction of the DDPM posterior noise added back at each step.
+    /// Fraction of the DDPM posterior's standard deviation drawn afresh at each step, in
+    /// `[0, 1]`. At 1 a step is a draw from the DDPM posterior `q(x_s | x_t, x0)`.
     pub eta: f64,
+    /// Where the timesteps sit.
+    pub spacing: TimestepSpacing,
 }
 
 impl Sampler for Ddim {
+    fn levels(&self, schedule: &Schedule, steps: usize) -> Vec<Level> {
+        spaced_levels(schedule, steps, self.spacing)
+    }
+
     fn run(
         &self,
         levels: &[Level],

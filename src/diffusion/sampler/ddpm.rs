@@ -3,14 +3,22 @@
 
 use burn::tensor::Tensor;
 
-use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level};
+use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level, spaced_levels};
 use crate::diffusion::noise::HostNoise;
 use crate::diffusion::objective::Prediction;
+use crate::diffusion::schedule::{Schedule, TimestepSpacing};
 
 /// Ancestral DDPM sampling.
-pub struct Ddpm;
+pub struct Ddpm {
+    /// Where the timesteps sit.
+    pub spacing: TimestepSpacing,
+}
 
 impl Sampler for Ddpm {
+    fn levels(&self, schedule: &Schedule, steps: usize) -> Vec<Level> {
+        spaced_levels(schedule, steps, self.spacing)
+    }
+
     fn run(
         &self,
         levels: &[Level],

@@ -14,6 +14,13 @@ const RHO: f64 = 7.0;
 
 /// `steps` sigmas from the schedule's largest to its smallest, spaced evenly in
 /// `sigma^(1 / rho)`, as levels of the schedule.
+///
+/// Known cost: on a zero-terminal-SNR schedule the largest sigma is that of the floored
+/// `alpha_bar` (2^-24), 4096, so half of a 10-level grid lies above sigma 50, where the
+/// state is pure noise. On the mixture test DPM-Solver++ at 20 steps then has a variance
+/// error of 0.045 instead of 0.0045 (`error_table`). Capping sigma_max of the grid, or
+/// trailing timesteps for these samplers, would remove it; both change what the Karras
+/// samplers compute for models already trained with that schedule.
 pub(super) fn karras_levels(schedule: &Schedule, steps: usize) -> Vec<Level> {
     let (sigma_max, sigma_min) = schedule.sigma_range();
     let (inv_max, inv_min) = (sigma_max.powf(1.0 / RHO), sigma_min.powf(1.0 / RHO));

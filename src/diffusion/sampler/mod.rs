@@ -92,13 +92,7 @@ impl StepHook for NoHook {
 pub trait Sampler {
     /// The grid of `steps` noise levels, noisiest first; the clean level is implied after
     /// the last one.
-    fn levels(&self, schedule: &Schedule, steps: usize) -> Vec<Level> {
-        schedule
-            .timesteps(steps, TimestepSpacing::Trailing)
-            .into_iter()
-            .map(|t| Level::discrete(schedule, t))
-            .collect()
-    }
+    fn levels(&self, schedule: &Schedule, steps: usize) -> Vec<Level>;
 
     /// Runs the sampler from `x` (at `levels[0]`, variance-preserving scale) to the clean
     /// level.
@@ -115,14 +109,23 @@ pub trait Sampler {
     ) -> Tensor<4>;
 }
 
-/// The samplers by name, as the command line and configs name them.
+/// The samplers by name, as the command line and configs name them, with the settings
+/// that belong to each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SamplerKind {
-    /// Ancestral sampling from the true posterior (DDPM).
-    Ddpm,
-    /// DDIM with `eta = 0` (deterministic).
-    Ddim,
+    /// Ancestral sampling from the true posterior (DDPM), on discrete timesteps.
+    Ddpm {
+        /// Where the timesteps sit.
+        spacing: TimestepSpacing,
+    },
+    /// DDIM, on discrete timesteps.
+    Ddim {
+        /// Stochasticity in `[0, 1]`: 0 is deterministic, 1 adds the DDPM posterior's noise.
+        eta: f64,
+        /// Where the timesteps sit.
+        spacing: TimestepSpacing,
+    },
     /// DPM-Solver++ 2M, the default: about 20 steps.
     #[default]
     DpmSolver2M,
@@ -133,29 +136,39 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// DDPM on trailing timesteps.
+    pub const DDPM: Self = Self::Ddpm { spacing: TimestepSpacing::Trailing };
+
+    /// Deterministic DDIM (`eta = 0`) on trailing timesteps.
+    pub const DDIM: Self = Self::Ddim { eta: 0.0, spacing: TimestepSpacing::Trailing };
+
+    /// Every sampler, with its default settings.
+    pub const ALL: [SamplerKind; 5] =
+        [Self::DDPM, Self::DDIM, Self::DpmSolver2M, Self::Euler, Self::Heun];
+
     /// The sampler object.
     pub fn build(self) -> Box<dyn Sampler> {
         match self {
-            Self::Ddpm => Box::new(Ddpm),
-            Self::Ddim => Box::new(Ddim { eta: 0.0 }),
+            Self::Ddpm { spacing } => Box::new(Ddpm { spacing }),
+            Self::Ddim { eta, spacing } => Box::new(Ddim { eta, spacing }),
             Self::DpmSolver2M => Box::new(DpmSolver2M),
             Self::Euler => Box::new(Euler),
             Self::Heun => Box::new(Heun),
         }
     }
 
-    /// The name used on the command line.
+    /// The name used on the command line (settings left out).
     pub fn name(self) -> &'static str {
         match self {
-            Self::Ddpm => "ddpm",
-            Self::Ddim => "ddim",
+            Self::Ddpm { .. } => "ddpm",
+            Self::Ddim { .. } => "ddim",
             Self::DpmSolver2M => "dpmpp-2m",
             Self::Euler => "euler",
             Self::Heun => "heun",
         }
     }
 
-    /// The sampler of a command-line name.
+    /// The sampler of a command-line name, with its default settings.
     pub fn parse(name: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
@@ -163,9 +176,59 @@ impl SamplerKind {
         })
     }
 
-    /// Every sampler.
-    pub const ALL: [SamplerKind; 5] =
-        [Self::Ddpm, Self::Ddim, Self::DpmSolver2M, Self::Euler, Self::Heun];
+    /// DDIM's `eta`; `None` for the other samplers.
+    pub fn eta(self) -> Option<f64> {
+        match self {
+            Self::Ddim { eta, .. } => Some(eta),
+            _ => None,
+        }
+    }
+
+    /// The timestep spacing; `None` for the samplers on the Karras sigma grid.
+    pub fn spacing(self) -> Option<TimestepSpacing> {
+        match self {
+            Self::Ddpm { spacing } | Self::Ddim { spacing, .. } => Some(spacing),
+            _ => None,
+        }
+    }
+
+    /// The same sampler with DDIM's `eta` set; an error naming the sampler for any other.
+    pub fn with_eta(self, eta: f64) -> Result<Self, String> {
+        match self {
+            Self::Ddim { spacing, .. } => Ok(Self::Ddim { eta, spacing }),
+            other => Err(format!("eta applies to ddim only, not to {}", other.name())),
+        }
+    }
+
+    /// The same sampler with its timestep spacing set; an error for the samplers on the
+    /// Karras sigma grid, which has no spacing to choose.
+    pub fn with_spacing(self, spacing: TimestepSpacing) -> Result<Self, String> {
+        match self {
+            Self::Ddpm { .. } => Ok(Self::Ddpm { spacing }),
+            Self::Ddim { eta, .. } => Ok(Self::Ddim { eta, spacing }),
+            other => Err(format!(
+                "timestep spacing applies to ddpm and ddim only: {} runs on the Karras sigma grid",
+                other.name()
+            )),
+        }
+    }
+}
+
+/// The name, then the settings that differ by sampler: `ddim (eta 0.5, trailing spacing)`.
+impl std::fmt::Display for SamplerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name())?;
+        match (self.eta(), self.spacing()) {
+            (Some(eta), Some(spacing)) => write!(f, " (eta {eta}, {} spacing)", spacing.name()),
+            (None, Some(spacing)) => write!(f, " ({} spacing)", spacing.name()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `steps` discrete timesteps of `schedule`, noisiest first, spaced as asked.
+fn spaced_levels(schedule: &Schedule, steps: usize, spacing: TimestepSpacing) -> Vec<Level> {
+    schedule.timesteps(steps, spacing).into_iter().map(|t| Level::discrete(schedule, t)).collect()
 }
 
 /// Samples from `x_noise` (standard normal) or, with `init = (x0, strength)`, from a
