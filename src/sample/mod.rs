@@ -8,11 +8,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
 
 use crate::checkpoint::LoadedModel;
-use crate::diffusion::sampler::{Level, StepHook, sample};
+use crate::diffusion::sampler::{Denoiser, Level, StepHook, sample};
 use crate::diffusion::{Guidance, HostNoise, Prediction, SamplerKind, Schedule};
 use crate::error::{Error, Result};
 use crate::text::ids_tensor;
-use crate::unet::score_model::coordinate_channels;
+use crate::unet::score_model::{ScoreModel, coordinate_channels};
 
 /// How to sample.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +85,44 @@ impl<'a> Generator<'a> {
         Ok(())
     }
 
+    /// The network as a sampler sees it for `prompts` under `options`: classifier-free
+    /// guidance against `negative` (the empty prompt for plain guidance) in one batched
+    /// call, and the implied clean page clipped when `options.clip_x0`.
+    pub fn denoiser(
+        &self,
+        prompts: &[String],
+        negative: &str,
+        options: &Options,
+    ) -> GuidedDenoiser<'_> {
+        let (batch, width, height) = (prompts.len(), options.width, options.height);
+        let device = &self.device;
+        let model = &self.loaded.model;
+
+        // 1. The text contexts: conditional, then the negative (or empty) prompt.
+        let tokenizer = &self.loaded.tokenizer;
+        let mut ids: Vec<Vec<u32>> = prompts.iter().map(|p| tokenizer.encode(p).ids).collect();
+        let guided = options.guidance.is_active();
+        if guided {
+            ids.extend(std::iter::repeat_n(tokenizer.encode(negative).ids, batch));
+        }
+        let context = model.encode(ids_tensor(&ids, device));
+
+        // 2. The page coordinates of a whole page, for models trained on crops.
+        let coords = (self.loaded.config.unet.coord_channels > 0).then(|| {
+            let origins = vec![(0, 0); ids.len()];
+            coordinate_channels(&origins, height, width, width, height, device)
+        });
+        GuidedDenoiser {
+            model,
+            schedule: &self.schedule,
+            prediction: self.loaded.config.prediction,
+            context,
+            coords,
+            guidance: guided.then_some(options.guidance),
+            clip_x0: options.clip_x0,
+        }
+    }
+
     /// Generates one page per prompt, all in one batch.
     ///
     /// `progress` is called after every sampler step with `(step, total)`.
@@ -99,54 +137,11 @@ impl<'a> Generator<'a> {
         self.check(options)?;
         let (batch, width, height) = (prompts.len(), options.width, options.height);
         let device = &self.device;
-        let model = &self.loaded.model;
-        let unet = &self.loaded.config.unet;
 
-        // 1. The text contexts: conditional, then the negative (or empty) prompt.
-        let tokenizer = &self.loaded.tokenizer;
-        let mut ids: Vec<Vec<u32>> = prompts.iter().map(|p| tokenizer.encode(p).ids).collect();
-        let guided = options.guidance.is_active();
-        if guided {
-            ids.extend(std::iter::repeat_n(tokenizer.encode(negative).ids, batch));
-        }
-        let context = model.encode(ids_tensor(&ids, device));
+        // 1. The network with its prompts: one call per step for both guidance passes.
+        let mut denoiser = self.denoiser(prompts, negative, options);
 
-        // 2. The page coordinates of a whole page, for models trained on crops.
-        let passes = if guided { 2 * batch } else { batch };
-        let coords = (unet.coord_channels > 0).then(|| {
-            let origins = vec![(0, 0); passes];
-            coordinate_channels(&origins, height, width, width, height, device)
-        });
-
-        // 3. The denoiser: one network call for both guidance passes.
-        let guidance = options.guidance;
-        let prediction = self.loaded.config.prediction;
-        let schedule = &self.schedule;
-        let clip = options.clip_x0;
-        let mut denoiser = |x_t: Tensor<4>, t: f64| {
-            let x =
-                if guided { Tensor::cat(vec![x_t.clone(), x_t.clone()], 0) } else { x_t.clone() };
-            let x = match &coords {
-                Some(coords) => Tensor::cat(vec![x, coords.clone()], 1),
-                None => x,
-            };
-            let t_batch = Tensor::<1>::full([passes], t as f32, device);
-            let output = model.denoise(x, t_batch, context.clone());
-            let output = if guided {
-                let cond = output.clone().narrow(0, 0, batch);
-                let uncond = output.narrow(0, batch, batch);
-                guidance.combine(cond, uncond)
-            } else {
-                output
-            };
-            if !clip {
-                return output;
-            }
-            let level = Level { t, alpha_bar: schedule.alpha_bar_at(t) };
-            clip_to_page(prediction, x_t, output, level)
-        };
-
-        // 4. Initial noise drawn on the host, page by page, so a seed is one page anywhere.
+        // 2. Initial noise drawn on the host, page by page, so a seed is one page anywhere.
         let noise: Vec<f32> = (0..batch)
             .flat_map(|i| HostNoise::new(options.seed + i as u64).normal_vec(width * height))
             .collect();
@@ -154,7 +149,7 @@ impl<'a> Generator<'a> {
             Tensor::<4>::from_data(TensorData::new(noise, [batch, 1, height, width]), device);
         let mut ancestral = HostNoise::new(options.seed ^ 0x5eed);
 
-        // 5. Sample, from noise or from a partly noised page.
+        // 3. Sample, from noise or from a partly noised page.
         let sampler = options.sampler.build();
         let total = options.steps;
         let mut reporter = Progress { progress, total };
@@ -190,7 +185,7 @@ impl<'a> Generator<'a> {
         options: &Options,
         batch: usize,
         x_noise: Tensor<4>,
-        denoiser: &mut dyn crate::diffusion::Denoiser,
+        denoiser: &mut dyn Denoiser,
         ancestral: &mut HostNoise,
         reporter: &mut Progress<'_>,
     ) -> Result<Tensor<4>> {
@@ -255,6 +250,60 @@ impl<'a> Generator<'a> {
             ancestral,
             &mut hook,
         ))
+    }
+}
+
+/// The trained network as a [`Denoiser`]: prompts encoded once, both guidance passes in
+/// one network batch, page coordinates appended, and optional clipping of the implied page.
+pub struct GuidedDenoiser<'a> {
+    model: &'a ScoreModel,
+    schedule: &'a Schedule,
+    prediction: Prediction,
+    /// `[passes, tokens, text_dim]`: the prompts, then as many negative prompts if guided.
+    context: Tensor<3>,
+    /// `[passes, coord_channels, height, width]`, for models that take page coordinates.
+    coords: Option<Tensor<4>>,
+    /// `None` when the scale is 1 and the unconditional pass is skipped.
+    guidance: Option<Guidance>,
+    clip_x0: bool,
+}
+
+impl Denoiser for GuidedDenoiser<'_> {
+    /// Shapes: `x_t` and the result are `[batch, channels, height, width]`.
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4> {
+        let [batch, _, _, _] = x_t.dims();
+        let passes = if self.guidance.is_some() { 2 * batch } else { batch };
+
+        // 1. The doubled batch `[x; x]` with the page coordinates.
+        let x = match self.guidance {
+            Some(_) => Tensor::cat(vec![x_t.clone(), x_t.clone()], 0),
+            None => x_t.clone(),
+        };
+        let x = match &self.coords {
+            Some(coords) => Tensor::cat(vec![x, coords.clone()], 1),
+            None => x,
+        };
+
+        // 2. One network call for both passes.
+        let t_batch = Tensor::<1>::full([passes], t as f32, &x_t.device());
+        let output = self.model.denoise(x, t_batch, self.context.clone());
+
+        // 3. Guidance from the two halves.
+        let output = match self.guidance {
+            Some(guidance) => {
+                let cond = output.clone().narrow(0, 0, batch);
+                let uncond = output.narrow(0, batch, batch);
+                guidance.combine(cond, uncond)
+            }
+            None => output,
+        };
+
+        // 4. The clean page it implies, clipped to the page's range.
+        if !self.clip_x0 {
+            return output;
+        }
+        let level = Level { t, alpha_bar: self.schedule.alpha_bar_at(t) };
+        clip_to_page(self.prediction, x_t, output, level)
     }
 }
 
@@ -327,6 +376,140 @@ fn to_pages(x: Tensor<4>) -> Vec<GrayImage> {
 mod tests {
     use super::*;
     use crate::testing::{cpu, tensor4, values};
+    use crate::text::Tokenizer;
+    use crate::unet::{ModelConfig, Preset};
+    use burn::module::{Module, ModuleMapper, Param};
+
+    /// Adds seeded noise to every weight. A freshly initialised model has zero-initialised
+    /// output convolutions, through which the prompt cannot reach the output at all.
+    struct Nudge(HostNoise);
+
+    impl ModuleMapper for Nudge {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let noise = &mut self.0;
+            param.map(|w| {
+                let dims = w.dims();
+                let values = noise.normal_vec(dims.iter().product());
+                let delta = Tensor::<D>::from_data(TensorData::new(values, dims), &w.device());
+                w + delta.mul_scalar(0.05)
+            })
+        }
+    }
+
+    /// A tiny model that reads page coordinates and whose prompts matter.
+    fn tiny_model() -> LoadedModel {
+        let device = cpu();
+        let captions = ["a music score, instrumentation is piano", "organ fugue in d minor"];
+        let tokenizer = Tokenizer::from_captions(captions, 1, 8);
+        let mut config =
+            ModelConfig::from_preset(Preset::Tiny, tokenizer.vocab_size(), tokenizer.max_tokens());
+        config.unet.coord_channels = 2;
+        config.validate().unwrap();
+        let model = config.init_seeded(3, &device).map(&mut Nudge(HostNoise::new(4)));
+        LoadedModel { model, config, tokenizer, folder: Default::default() }
+    }
+
+    fn options_at(loaded: &LoadedModel, scale: f64) -> Options {
+        Options {
+            sampler: SamplerKind::default(),
+            steps: 3,
+            guidance: Guidance { scale, rescale: 0.0 },
+            width: loaded.config.page_width,
+            height: loaded.config.page_height,
+            seed: 0,
+            clip_x0: false,
+        }
+    }
+
+    /// The network output for one page and one prompt, in a call of its own.
+    fn single_pass(
+        loaded: &LoadedModel,
+        x_t: &Tensor<4>,
+        page: usize,
+        prompt: &str,
+        t: f64,
+    ) -> Vec<f32> {
+        let device = x_t.device();
+        let [_, _, height, width] = x_t.dims();
+        let context =
+            loaded.model.encode(ids_tensor(&[loaded.tokenizer.encode(prompt).ids], &device));
+        let coords = coordinate_channels(&[(0, 0)], height, width, width, height, &device);
+        let x = Tensor::cat(vec![x_t.clone().narrow(0, page, 1), coords], 1);
+        let t = Tensor::<1>::full([1], t as f32, &device);
+        values(&loaded.model.denoise(x, t, context))
+    }
+
+    #[test]
+    fn batched_guidance_equals_separate_passes_combined() {
+        let loaded = tiny_model();
+        let device = cpu();
+        let generator = Generator::new(&loaded, device.clone());
+        let (width, height) = (loaded.config.page_width, loaded.config.page_height);
+        let prompts = vec!["piano".to_string(), "organ fugue".to_string()];
+        let x_t = HostNoise::new(9).normal([2, 1, height, width], &device);
+        let (t, scale, negative) = (600.0, 3.0, "d minor");
+        let options = options_at(&loaded, scale);
+        let batched =
+            values(&generator.denoiser(&prompts, negative, &options).predict(x_t.clone(), t));
+        let n = width * height;
+        let mut spread = 0.0f64;
+        for (page, prompt) in prompts.iter().enumerate() {
+            let cond = single_pass(&loaded, &x_t, page, prompt, t);
+            let uncond = single_pass(&loaded, &x_t, page, negative, t);
+            for i in 0..n {
+                let (c, u) = (cond[i] as f64, uncond[i] as f64);
+                let expected = u + scale * (c - u);
+                let got = batched[page * n + i] as f64;
+                assert!(
+                    (got - expected).abs() <= 1e-5,
+                    "page {page} pixel {i}: {got} vs {expected}"
+                );
+                spread = spread.max((c - u).abs());
+            }
+        }
+        // The prompts must actually reach the output, or the check above proves nothing.
+        assert!(spread > 1e-3, "conditional and unconditional outputs differ by {spread} at most");
+
+        // At scale 1 the unconditional pass is skipped: the output is the conditional one.
+        let plain = values(
+            &generator
+                .denoiser(&prompts, negative, &options_at(&loaded, 1.0))
+                .predict(x_t.clone(), t),
+        );
+        for (page, prompt) in prompts.iter().enumerate() {
+            let cond = single_pass(&loaded, &x_t, page, prompt, t);
+            for i in 0..n {
+                assert!(
+                    (plain[page * n + i] - cond[i]).abs() <= 1e-5,
+                    "scale 1, page {page} pixel {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_negative_prompt_changes_the_output() {
+        let loaded = tiny_model();
+        let device = cpu();
+        let generator = Generator::new(&loaded, device.clone());
+        let (width, height) = (loaded.config.page_width, loaded.config.page_height);
+        let prompts = vec!["piano".to_string()];
+        let options = options_at(&loaded, 3.0);
+        let x_t = HostNoise::new(9).normal([1, 1, height, width], &device);
+        let none = values(&generator.denoiser(&prompts, "", &options).predict(x_t.clone(), 600.0));
+        let organ = values(&generator.denoiser(&prompts, "organ", &options).predict(x_t, 600.0));
+        let largest = none.iter().zip(&organ).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(largest > 1e-3, "a negative prompt moved the output by {largest} at most");
+
+        // Through whole sampling runs too, where the same negative prompt repeats exactly.
+        let clipped = Options { clip_x0: true, ..options };
+        let run = |negative: &str| {
+            generator.generate(&prompts, negative, &clipped, None, &mut |_, _| {}).unwrap()
+        };
+        let (with_none, with_organ) = (run(""), run("organ"));
+        assert_ne!(with_none, with_organ, "the negative prompt left the pages unchanged");
+        assert_eq!(run("organ"), with_organ);
+    }
 
     #[test]
     fn clipping_bounds_the_implied_page_and_keeps_valid_ones() {
