@@ -248,8 +248,8 @@ mod tests {
     fn outputs(model: &ScoreModel, batch: &Batch, ids: &[u32; 8]) -> (Vec<f32>, Vec<f32>) {
         let model = model.valid();
         let device = cpu();
-        let x = batch.x_t.clone().inner().slice([0..1]);
-        let t = batch.t.clone().inner().slice([0..1]);
+        let x = batch.x_t.clone().inner().narrow(0, 0, 1);
+        let t = batch.t.clone().inner().narrow(0, 0, 1);
         let context = model.encode(ids_tensor(&[ids.to_vec()], &device));
         (values(&model.denoise(x, t, context.clone())), values(&context))
     }
