@@ -3,6 +3,7 @@
 //! result is read back) before a timer stops, and each figure is the median and minimum
 //! of several runs. Results are JSON, so runs on different machines merge into one table.
 
+pub mod forward;
 pub mod quality;
 
 use std::time::Instant;

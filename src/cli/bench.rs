@@ -1,10 +1,11 @@
 //! `scoregen bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use crate::backend::DeviceSpec;
+use crate::bench::forward::{self as forward_bench, ForwardConfig};
 use crate::bench::{self, BenchConfig, Report, quality};
 use crate::checkpoint::{self, Weights};
 use crate::diffusion::SamplerKind;
@@ -54,6 +55,10 @@ pub struct BenchArgs {
     /// Pages per setting in the quality table.
     #[arg(long, default_value_t = 2)]
     pub pages: usize,
+    /// Time the UNet alone, as configured in this JSON file (a UNet config or a checkpoint's
+    /// config.json), at --size (default 64x64) and each --batch, instead of the presets.
+    #[arg(long, value_name = "FILE")]
+    pub unet_config: Option<PathBuf>,
 }
 
 /// Runs `scoregen bench`.
@@ -69,6 +74,9 @@ pub fn run(args: &BenchArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
         }
         print!("{}", bench::table(&bench::merge(&reports)));
         return Ok(());
+    }
+    if let Some(path) = &args.unet_config {
+        return forward(args, path, device, quiet);
     }
     let config = BenchConfig {
         devices: args.devices.clone().unwrap_or_else(|| vec![device]),
@@ -116,6 +124,34 @@ pub fn run(args: &BenchArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
                 row.sampler, row.steps, row.readability, row.seconds_per_page
             );
         }
+    }
+    Ok(())
+}
+
+/// `scoregen bench --unet-config FILE`: forward passes of one UNet configuration.
+fn forward(args: &BenchArgs, path: &Path, device: DeviceSpec, quiet: bool) -> anyhow::Result<()> {
+    let unet = forward_bench::load_unet_config(path)?;
+    let (width, height) = args.size.unwrap_or((64, 64));
+    let config = ForwardConfig {
+        unet,
+        width,
+        height,
+        batches: args.batch.clone(),
+        tokens: 24,
+        runs: args.runs,
+        warmup: args.warmup,
+    };
+    let mut rows = Vec::new();
+    for spec in args.devices.clone().unwrap_or_else(|| vec![device]) {
+        if !quiet {
+            eprintln!("measuring {spec} {}", path.display());
+        }
+        rows.extend(forward_bench::run(&config, spec, &spec.device()?)?);
+    }
+    print!("{}", forward_bench::table(&rows));
+    if let Some(json) = &args.json {
+        let text = serde_json::to_string_pretty(&rows).expect("rows serialise");
+        write_atomic(json, text.as_bytes())?;
     }
     Ok(())
 }
