@@ -264,3 +264,155 @@ fn dataset_prepare_fills_the_page_cache_once_and_reports_pages_per_second() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(text.matches("0 decoded, 32 from the cache, 0 unusable").count(), 2, "{text}");
 }
+
+fn imslp_fixture(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imslp");
+    dir.join(name).display().to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn ingest_walks_folders_in_order_and_writes_one_json_line_per_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    std::fs::create_dir_all(pages.join("b")).unwrap();
+    std::fs::copy(imslp_fixture("symphony.wikitext"), pages.join("b/symphony.wikitext")).unwrap();
+    std::fs::copy(imslp_fixture("piano-sonata.html"), pages.join("a.html")).unwrap();
+    std::fs::write(pages.join("notes.txt"), "a shopping list\n").unwrap();
+    let out = dir.path().join("metadata.jsonl");
+    let args = [pages.to_str().unwrap(), &imslp_fixture("choral.html")];
+    let output = scoregen(&[&["ingest"], &args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let report: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+    assert_eq!(report.len(), 5, "{report:?}");
+    assert!(
+        report[0].ends_with("a.html: \"Piano Sonata No.2\" by Ludwig van Beethoven, 2 editions")
+    );
+    assert!(
+        report[1].ends_with("symphony.wikitext: \"Symphony No.9\" by Antonín Dvořák, 4 editions")
+    );
+    assert!(report[2].starts_with("skipped ") && report[2].contains("notes.txt: not IMSLP"));
+    assert!(
+        report[3]
+            .ends_with("choral.html: \"Cantique de Jean Racine\" by Gabriel Fauré, 2 editions")
+    );
+    assert!(report[4].starts_with("wrote 3 works from 3 of 4 inputs to "), "{}", report[4]);
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let titles: Vec<&str> = lines.iter().map(|l| l["work_title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Piano Sonata No.2", "Symphony No.9", "Cantique de Jean Racine"]);
+    assert_eq!(lines[0]["caption"], "a music score, instrumentation is piano, key is A major");
+    assert_eq!(lines[1]["instruments"][6], serde_json::json!({"name": "trombone", "count": 3}));
+    assert_eq!(lines[2]["editions"][1]["licence"], "Creative Commons Attribution 4.0");
+}
+
+#[test]
+fn ingest_exits_two_and_writes_nothing_when_no_input_gives_a_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "a shopping list\n").unwrap();
+    let out = dir.path().join("metadata.jsonl");
+    let missing = dir.path().join("missing.html");
+    let args = ["ingest", notes.to_str().unwrap(), missing.to_str().unwrap()];
+    let output = scoregen(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert_eq!(report.lines().filter(|l| l.starts_with("skipped ")).count(), 2, "{report}");
+    assert!(report.contains("missing.html"), "{report}");
+    assert!(stderr(&output).starts_with("error: none of the 2 inputs gave IMSLP metadata"));
+    assert!(!out.exists());
+
+    // The rule is stated where users look for it.
+    let help = stdout(&scoregen(&["ingest", "--help"]));
+    assert!(help.contains("Exit status: 0 when at least one input gave a work"), "{help}");
+}
+
+#[test]
+fn ingest_licence_filter_keeps_named_licences_and_skips_works_left_without_one() {
+    let args = [
+        "ingest",
+        &imslp_fixture("piano-sonata.html"),
+        &imslp_fixture("violin-sonata.wikitext"),
+        &imslp_fixture("choral.html"),
+        "--licence",
+        "cc-by-nc,CC BY-SA 4.0",
+    ];
+    let output = scoregen(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<serde_json::Value> =
+        stdout(&output).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let kept: Vec<(&str, u64)> = lines
+        .iter()
+        .flat_map(|work| work["editions"].as_array().unwrap())
+        .map(|e| (e["licence"].as_str().unwrap(), e["pages"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("Creative Commons Attribution-ShareAlike 4.0", 18),
+            ("Creative Commons Attribution-NonCommercial 4.0", 35)
+        ]
+    );
+    let report = stderr(&output);
+    assert!(
+        report.contains(
+            "choral.html: no edition under cc-by-nc or cc-by-sa-4.0 (editions: \"Public Domain\", \
+             \"Creative Commons Attribution 4.0\")"
+        ),
+        "{report}"
+    );
+
+    let output = scoregen(&["ingest", &imslp_fixture("work.html"), "--licence", "copyleft"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("licence `copyleft`"), "{}", stderr(&output));
+}
+
+#[test]
+fn ingest_names_the_file_and_byte_offset_of_text_that_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("latin1.wikitext");
+    std::fs::write(&page, b"{{#fte:imslppage\n|Composer=Dvo\xF8\xE1k, Anton\xEDn\n}}\n").unwrap();
+    let output = scoregen(&["ingest", page.to_str().unwrap()]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("latin1.wikitext: not UTF-8") && err.contains("byte offset 30"), "{err}");
+}
+
+#[test]
+fn ingest_captions_follow_the_template_options_and_forms_can_be_forced() {
+    let page = imslp_fixture("work.html");
+    let caption = |extra: &[&str]| {
+        let output =
+            scoregen(&[&["ingest", page.as_str(), "--format", "captions"], extra].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim_end().to_string()
+    };
+    let reference = "a music score, instrumentation is 2 violins, viola, cello, key is C major";
+    assert_eq!(caption(&[]), reference);
+    assert_eq!(
+        caption(&["--caption-with", "composer"]),
+        format!("{reference}, composer is Joseph Haydn")
+    );
+    assert_eq!(
+        caption(&["--caption", "rich", "--caption-with", "period"]),
+        format!(
+            "{reference}, period is Classical, style is Classical, composer is Joseph Haydn, \
+             genre is quartets"
+        )
+    );
+
+    let wikitext = imslp_fixture("work.wikitext");
+    let output = scoregen(&["ingest", &wikitext, "--form", "html"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("div.wi_body"), "{}", stderr(&output));
+    let output = scoregen(&["ingest", &wikitext, "--form", "wikitext", "--format", "json"]);
+    let works: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(works[0]["key"], "C major");
+}

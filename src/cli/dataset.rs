@@ -1,4 +1,4 @@
-//! `scoregen dataset` and `scoregen ingest`.
+//! `scoregen dataset`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,7 +12,6 @@ use crate::dataset::{
     DataSet, PageCache, Split, SplitStats, archive, default_cache_root, page::decode,
 };
 use crate::error::Error;
-use crate::fsutil::write_atomic;
 use crate::unet::Preset;
 
 /// Arguments of `scoregen dataset`.
@@ -75,29 +74,6 @@ pub enum DatasetAction {
         #[arg(long)]
         threads: Option<usize>,
     },
-}
-
-/// Arguments of `scoregen ingest`.
-#[derive(Debug, Args)]
-pub struct IngestArgs {
-    /// IMSLP work pages: HTML, wikitext, API JSON or a MusicScore metadata.json.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: IngestFormat,
-    /// Write to this file instead of standard output.
-    #[arg(long, short)]
-    pub out: Option<PathBuf>,
-}
-
-/// What `ingest` writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum IngestFormat {
-    /// The typed metadata of every work, as a JSON list.
-    Json,
-    /// One caption per line.
-    Captions,
 }
 
 struct Bars {
@@ -308,25 +284,6 @@ fn check(root: &Path, splits: &[Split], quiet: bool) -> anyhow::Result<()> {
             root.display()
         ))
         .into());
-    }
-    Ok(())
-}
-
-/// Runs `scoregen ingest`.
-pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
-    let mut works = Vec::new();
-    for file in &args.files {
-        works.extend(crate::imslp::parse_any(file)?);
-    }
-    let text = match args.format {
-        IngestFormat::Json => {
-            serde_json::to_string_pretty(&works).expect("metadata serialises") + "\n"
-        }
-        IngestFormat::Captions => works.iter().map(|w| w.caption() + "\n").collect(),
-    };
-    match &args.out {
-        Some(path) => write_atomic(path, text.as_bytes())?,
-        None => print!("{text}"),
     }
     Ok(())
 }

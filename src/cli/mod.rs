@@ -14,12 +14,14 @@ mod bench;
 mod dataset;
 mod eval;
 mod generate;
+mod ingest;
 mod train;
 
 pub use bench::BenchArgs;
-pub use dataset::{DatasetArgs, IngestArgs};
+pub use dataset::DatasetArgs;
 pub use eval::EvalArgs;
 pub use generate::GenerateArgs;
+pub use ingest::IngestArgs;
 pub use train::TrainArgs;
 
 /// Generate, train and measure diffusion models of sheet-music pages.
@@ -69,7 +71,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  scoregen dataset info datasets/musicscore-mini")]
     Dataset(DatasetArgs),
     /// Turn IMSLP work pages (HTML, wikitext, API JSON) into metadata and captions.
-    #[command(after_help = "Example:\n  scoregen ingest work.html --format json")]
+    #[command(after_help = "Exit status: 0 when at least one input gave a work (each other \
+                            input is reported as skipped, with the reason); 2 when none did, \
+                            and then nothing is written.\n\nExample:\n  scoregen ingest \
+                            pages/ work.html --licence public-domain,cc-by --out \
+                            metadata.jsonl")]
     Ingest(IngestArgs),
     /// Measure sampling speed per device, backend, preset and batch size.
     #[command(after_help = "Example:\n  scoregen bench --presets tiny,small --batch 1,4")]
@@ -98,7 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args, device, quiet),
         Command::Train(args) => train::run(args, device, quiet),
         Command::Dataset(args) => dataset::run(args, quiet),
-        Command::Ingest(args) => dataset::ingest(args),
+        Command::Ingest(args) => ingest::run(args, quiet),
         Command::Bench(args) => bench::run(args, device, quiet),
         Command::Eval(args) => eval::run(args),
     }

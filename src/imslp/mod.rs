@@ -9,15 +9,25 @@
 //!
 //! Every form names its fields by IMSLP's labels. The one label-to-field table lives in
 //! [`fields`] and is reached through [`WorkMetadata::from_fields`], so the readers cannot
-//! drift apart. [`parse_any`] picks the reader by looking at a file's content.
+//! drift apart. [`parse_any`] picks the reader by looking at a file's content, [`read_file`]
+//! takes the form from its caller, and [`ingest`] reads whole folders of such files.
+//! Captions are built from a record by [`WorkMetadata::caption`]; editions are kept or
+//! dropped by their licence with a [`LicenceFilter`].
 
 pub mod api;
 mod caption;
 pub mod fields;
 pub mod html;
+pub mod ingest;
 pub mod instruments;
+pub mod licence;
 pub mod records;
 pub mod wikitext;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod mutation_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,9 +37,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use api::{WorkList, WorkListEntry, next_start, parse_worklist, worklist_url};
+pub use caption::CaptionOptions;
 pub use fields::{Field, display_name, field_for_label};
 pub use html::parse_html;
+pub use ingest::{IngestOptions, InputReport, LeftOut, Outcome, ingest};
 pub use instruments::{Instrument, normalise_instruments};
+pub use licence::{CcTerms, Licence, LicenceFilter};
 pub use records::parse_metadata_json;
 pub use wikitext::parse_wikitext;
 
@@ -113,7 +126,7 @@ impl WorkMetadata {
 }
 
 /// The form of an IMSLP metadata text, as [`detect_form`] recognises it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Form {
     /// JSON: the `API.ISCR.php` work list, or MusicScore `metadata.json` records.
     Json,
@@ -150,7 +163,12 @@ pub fn detect_form(text: &str) -> Option<Form> {
 /// Parses an IMSLP metadata text of any form into its works (one for a page, one per entry
 /// for a work list or a `metadata.json` file).
 pub fn parse_str(text: &str) -> Result<Vec<WorkMetadata>> {
-    match detect_form(text) {
+    parse_as(text, None)
+}
+
+/// Parses a text as `form`, or as the form [`detect_form`] finds when `form` is `None`.
+pub fn parse_as(text: &str, form: Option<Form>) -> Result<Vec<WorkMetadata>> {
+    match form.or_else(|| detect_form(text)) {
         Some(Form::Json) => parse_json(text),
         Some(Form::Html) => Ok(vec![parse_html(text)?]),
         Some(Form::Wikitext) => Ok(vec![parse_wikitext(text)?]),
@@ -162,12 +180,33 @@ pub fn parse_str(text: &str) -> Result<Vec<WorkMetadata>> {
     }
 }
 
+/// Parses the bytes of a file as [`parse_as`] does. Bytes that are not UTF-8 are an input
+/// error giving the offset of the first invalid byte and its line.
+pub fn parse_bytes(bytes: &[u8], form: Option<Form>) -> Result<Vec<WorkMetadata>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+        Error::input(format!(
+            "not UTF-8 text: invalid byte 0x{:02X} at byte offset {offset} (line {line}); \
+             IMSLP pages are UTF-8, so re-save the file as UTF-8",
+            bytes[offset]
+        ))
+    })?;
+    parse_as(text, form)
+}
+
 /// Reads an IMSLP metadata file of any form (see [`detect_form`]) into its works; errors
 /// about the content name the file.
 pub fn parse_any(path: &Path) -> Result<Vec<WorkMetadata>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    tracing::debug!(path = %path.display(), form = ?detect_form(&text), "reading IMSLP metadata");
-    parse_str(&text).map_err(|e| match e {
+    read_file(path, None)
+}
+
+/// Reads an IMSLP metadata file as `form` (detected when `None`) into its works; errors
+/// about the content, UTF-8 included, name the file.
+pub fn read_file(path: &Path, form: Option<Form>) -> Result<Vec<WorkMetadata>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    tracing::debug!(path = %path.display(), ?form, "reading IMSLP metadata");
+    parse_bytes(&bytes, form).map_err(|e| match e {
         Error::Input(message) => Error::input(format!("{}: {message}", path.display())),
         other => other,
     })
@@ -280,7 +319,7 @@ pub(crate) mod tests {
             let expected = core(&html).into_iter().find(|(n, _)| *n == name).unwrap().1;
             assert_eq!(value, &expected, "work list vs HTML: {name}");
         }
-        assert_eq!(html.caption(), record.caption());
+        assert_eq!(html.caption(CaptionOptions::RICH), record.caption(CaptionOptions::RICH));
         assert_eq!(listed.composer_display(), html.composer_display());
     }
 
@@ -336,6 +375,32 @@ pub(crate) mod tests {
         let missing = parse_any(&dir.path().join("missing.html")).unwrap_err();
         assert!(missing.is_input(), "a missing file the user named is bad input");
         assert!(missing.to_string().contains("missing.html"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_name_the_file_and_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let latin1 = dir.path().join("latin1.wikitext");
+        // "Dvo\xF8\xE1k" is Latin-1; the first bad byte is 0xF8, at offset 30.
+        std::fs::write(&latin1, b"{{#fte:imslppage\n|Composer=Dvo\xF8\xE1k\n}}").unwrap();
+        let err = parse_any(&latin1).unwrap_err();
+        assert!(err.is_input());
+        let message = err.to_string();
+        for part in ["latin1.wikitext", "not UTF-8", "0xF8", "byte offset 30", "line 2"] {
+            assert!(message.contains(part), "`{part}` missing: {message}");
+        }
+        let err = parse_bytes(b"\xFF", None).unwrap_err().to_string();
+        assert!(err.contains("byte offset 0") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_forced_form_overrides_detection() {
+        assert_eq!(parse_as(WIKITEXT, Some(Form::Wikitext)).unwrap().len(), 1);
+        let err = parse_as(WIKITEXT, Some(Form::Html)).unwrap_err().to_string();
+        assert!(err.contains("div.wi_body"), "{err}");
+        let err = parse_as(HTML, Some(Form::Json)).unwrap_err().to_string();
+        assert!(err.contains("invalid JSON"), "{err}");
+        assert!(parse_as("just some notes", None).unwrap_err().is_input());
     }
 
     #[test]

@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(song.extra.get("pages").map(String::as_str), Some("2"));
         assert_eq!(song.opus, None, "null is no value");
         assert_eq!(
-            song.caption(),
+            song.caption(crate::imslp::CaptionOptions::RICH),
             "a music score, instrumentation is voice, piano, key is F major, \
              style is Romantic, composer is Traditional, genre is songs"
         );
