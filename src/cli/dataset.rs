@@ -168,6 +168,7 @@ fn prepare_pages(
         pool = pool.num_threads(threads);
     }
     let pool = pool.build().map_err(|e| Error::runtime(format!("worker threads: {e}")))?;
+    let threads = pool.current_num_threads();
     let mut bad = 0;
     for &split in splits {
         let set = DataSet::open(root, split)?;
@@ -187,11 +188,11 @@ fn prepare_pages(
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         println!(
-            "{split}: {} pages at {width}x{height} in {seconds:.2} s ({:.1} pages/s, {} threads): \
-             {decoded} decoded, {} from the cache, {unusable} unusable",
+            "{split}: {} pages at {width}x{height} in {seconds:.2} s ({:.1} pages/s, {threads} \
+             thread{}): {decoded} decoded, {} from the cache, {unusable} unusable",
             set.entries.len(),
             set.entries.len() as f64 / seconds.max(1e-9),
-            pool.current_num_threads(),
+            if threads == 1 { "" } else { "s" },
             set.entries.len() - decoded - unusable,
         );
         bad += unusable;
