@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the run folder.
     #[arg(long)]
     pub resume: bool,
+    /// Fine-tune: start a fresh run from this checkpoint folder's weights and vocabulary.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -58,6 +61,9 @@ impl TrainArgs {
             Some(path) => TrainConfig::load(path)?,
             None => TrainConfig::default(),
         };
+        if let Some(folder) = &self.init_from {
+            config.init_from = Some(folder.clone());
+        }
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(value) = &self.$field { config.$field = value.clone(); })* };
         }

@@ -76,6 +76,10 @@ pub struct TrainConfig {
     pub devices: Vec<String>,
     /// Where prepared pages are cached (default: `$SCOREGEN_CACHE` or `~/.cache/scoregen`).
     pub cache_dir: Option<PathBuf>,
+    /// Fine-tuning: a checkpoint folder whose weights, EMA weights and vocabulary a fresh run
+    /// starts from (the optimiser, step count and learning-rate schedule start anew). Its
+    /// preset must be this run's.
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +115,7 @@ impl Default for TrainConfig {
             sample_steps: 20,
             devices: vec!["cpu".to_string()],
             cache_dir: None,
+            init_from: None,
         }
     }
 }

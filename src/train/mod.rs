@@ -128,11 +128,20 @@ impl Trainer {
                 config.out.display()
             )));
         }
-        let tokenizer =
-            Tokenizer::from_captions(batcher.captions(), config.min_word_count, config.max_tokens);
-        let model_config = model_config(&config, &tokenizer);
-        let model = model_config.init_seeded(batch::mix(&[config.seed, u64::MAX - 1]), &devices[0]);
-        let ema = model.valid();
+        let (tokenizer, model_config, model, ema) = match &config.init_from {
+            None => {
+                let tokenizer = Tokenizer::from_captions(
+                    batcher.captions(),
+                    config.min_word_count,
+                    config.max_tokens,
+                );
+                let model_config = model_config(&config, &tokenizer);
+                let model = model_config.init_seeded(init_seed(&config), &devices[0]);
+                let ema = model.valid();
+                (tokenizer, model_config, model, ema)
+            }
+            Some(folder) => initialised_from(&config, folder, &devices[0])?,
+        };
         let log = StepLog::create(&config.out, 0)?;
         Ok(Self {
             schedule: Schedule::new(&model_config.schedule),
@@ -410,6 +419,43 @@ impl Trainer {
         // 4. Weighted mean squared error.
         scoregen_kernels::weighted_mse(output, target, weight)
     }
+}
+
+/// The seed of a fresh model's initial weights.
+fn init_seed(config: &TrainConfig) -> u64 {
+    batch::mix(&[config.seed, u64::MAX - 1])
+}
+
+/// Vocabulary, model configuration, weights and EMA weights of a checkpoint that a
+/// fine-tuning run starts from. The checkpoint's network and vocabulary are kept; the run's
+/// schedule, prediction and page size apply from here on.
+fn initialised_from(
+    config: &TrainConfig,
+    folder: &std::path::Path,
+    device: &Device,
+) -> Result<(Tokenizer, ModelConfig, ScoreModel, ScoreModel)> {
+    let mut model_config = crate::checkpoint::load_config(folder)?;
+    if model_config.preset != config.preset.name() {
+        return Err(Error::input(format!(
+            "train config `init_from`: {} holds a `{}` model but this run trains `{}`",
+            folder.display(),
+            model_config.preset,
+            config.preset.name()
+        )));
+    }
+    let tokenizer = Tokenizer::load(&folder.join(crate::checkpoint::files::TOKENIZER))?;
+    let (page_width, page_height) = config.page_size();
+    model_config.schedule = config.schedule.clone();
+    model_config.prediction = config.prediction;
+    model_config.page_width = page_width;
+    model_config.page_height = page_height;
+    model_config.validate()?;
+
+    let mut model = model_config.init_seeded(init_seed(config), device);
+    crate::checkpoint::load_weights(&mut model, &folder.join(crate::checkpoint::files::RAW))?;
+    let mut ema = model.valid();
+    crate::checkpoint::load_weights(&mut ema, &folder.join(crate::checkpoint::files::EMA))?;
+    Ok((tokenizer, model_config, model, ema))
 }
 
 fn kernel_target(prediction: Prediction) -> scoregen_kernels::Target {

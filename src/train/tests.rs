@@ -119,3 +119,35 @@ fn the_loss_falls_on_real_pages() {
     let (start, end) = (mean(&record.0[..10]), mean(&record.0[30..]));
     assert!(end < 0.7 * start, "mean loss went from {start} to {end}");
 }
+
+#[test]
+fn fine_tuning_starts_from_the_checkpoint_weights() {
+    let data = mini_subset(2);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let base = TrainConfig { steps: 2, checkpoint_every: 2, ..config(data.path(), a.path()) };
+    let mut first = Trainer::new(base.clone(), false, &mut Quiet).unwrap();
+    let folder = first.run(&mut Quiet).unwrap();
+
+    let tuned = TrainConfig {
+        out: b.path().to_path_buf(),
+        init_from: Some(folder.clone()),
+        weighting: crate::diffusion::LossWeighting::Plain,
+        seed: 7,
+        ..base.clone()
+    };
+    let second = Trainer::new(tuned.clone(), false, &mut Quiet).unwrap();
+    assert_eq!(second.step(), 0);
+    assert!(probe(second.model()) == probe(first.model()), "raw weights were not loaded");
+    assert!(probe(second.ema()) == probe(first.ema()), "EMA weights were not loaded");
+    let fresh = Trainer::new(
+        TrainConfig { init_from: None, out: b.path().join("fresh"), ..tuned.clone() },
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(probe(fresh.model()) != probe(first.model()), "a fresh seed-7 model differs");
+
+    let other = TrainConfig { preset: Preset::Small, out: b.path().join("small"), ..tuned };
+    let err = Trainer::new(other, false, &mut Quiet).err().expect("refused");
+    assert!(err.is_input() && err.to_string().contains("`init_from`"), "{err}");
+}
