@@ -4,7 +4,9 @@
 //! of several runs. Results are JSON, so runs on different machines merge into one table.
 
 pub mod forward;
+pub mod memory;
 pub mod quality;
+mod table;
 
 use std::time::Instant;
 
@@ -18,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::sample::{Generator, Options};
 use crate::text::{Tokenizer, ids_tensor};
 use crate::unet::{ModelConfig, Preset};
+
+pub use memory::{MemoryKind, PeakMemory};
+pub use table::table;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -36,6 +41,9 @@ pub struct BenchConfig {
     pub runs: usize,
     /// Untimed runs before timing.
     pub warmup: usize,
+    /// Each device's peak f32 GFLOP/s, in `devices` order, to show the fraction reached;
+    /// empty when unknown.
+    pub peak_gflops: Vec<f64>,
 }
 
 /// The machine a result was measured on.
@@ -58,6 +66,9 @@ pub struct Machine {
 pub struct Row {
     /// Device as named on the command line.
     pub device: String,
+    /// The device's name: the GPU as its runtime names it, or the CPU model.
+    #[serde(default)]
+    pub device_name: String,
     /// Backend.
     pub backend: String,
     /// Element type.
@@ -84,8 +95,20 @@ pub struct Row {
     pub steps: usize,
     /// Pages per second of a full guided DPM-Solver++ run, median over runs.
     pub pages_per_second: f64,
-    /// Peak device memory in bytes, where the backend reports it.
-    pub peak_memory_bytes: Option<u64>,
+    /// The rise of memory during the measured runs (weights excluded) and which memory it
+    /// is; `None` where it cannot be measured.
+    #[serde(default)]
+    pub peak_memory: Option<PeakMemory>,
+    /// The device's peak f32 GFLOP/s as the user gave it.
+    #[serde(default)]
+    pub peak_gflops: Option<f64>,
+}
+
+impl Row {
+    /// The fraction of the device's peak reached at the median, where the peak is known.
+    pub fn fraction_of_peak(&self) -> Option<f64> {
+        self.peak_gflops.map(|peak| self.gflops / peak)
+    }
 }
 
 /// A benchmark's results.
@@ -111,14 +134,7 @@ fn synchronise(x: Tensor<4>) {
 }
 
 fn machine() -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cpu = memory::cpu_model();
     let host =
         std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     Machine {
@@ -135,13 +151,26 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     if config.runs == 0 || config.batches.is_empty() || config.batches.contains(&0) {
         return Err(Error::input("bench needs at least one run and batch sizes of at least 1"));
     }
+    let peaks = &config.peak_gflops;
+    if !peaks.is_empty() && peaks.len() != config.devices.len() {
+        return Err(Error::input(format!(
+            "{} peak GFLOP/s figures for {} devices: give one per device, in the same order",
+            peaks.len(),
+            config.devices.len()
+        )));
+    }
+    if let Some(bad) = peaks.iter().find(|p| !(p.is_finite() && **p > 0.0)) {
+        return Err(Error::input(format!("peak GFLOP/s {bad} is not a positive number")));
+    }
     let mut rows = Vec::new();
-    for &spec in &config.devices {
+    for (index, &spec) in config.devices.iter().enumerate() {
         let device = spec.device()?;
         for &preset in &config.presets {
             for &batch in &config.batches {
                 progress(&format!("{spec} {} batch {batch}", preset.name()));
-                rows.push(measure(config, spec, &device, preset, batch)?);
+                let mut row = measure(config, spec, &device, preset, batch)?;
+                row.peak_gflops = peaks.get(index).copied();
+                rows.push(row);
             }
         }
     }
@@ -164,6 +193,7 @@ fn measure(
     model_config.validate()?;
     let model = model_config.init_seeded(0, device);
     let parameters = burn::module::Module::num_params(&model);
+    let probe = memory::Probe::start(spec, device);
 
     // 1. One guided UNet evaluation: a network batch of 2 x batch.
     let passes = 2 * batch;
@@ -207,8 +237,10 @@ fn measure(
         }
     }
     let (pages_per_second, _) = median_min(rates);
+    let peak_memory = probe.finish();
     Ok(Row {
         device: spec.to_string(),
+        device_name: memory::device_name(spec, device),
         backend: spec.backend_name().to_string(),
         dtype: "f32".to_string(),
         preset: preset.name().to_string(),
@@ -222,49 +254,14 @@ fn measure(
         gflops: gflop_per_eval / (eval_ms_median / 1e3),
         steps: config.steps,
         pages_per_second,
-        peak_memory_bytes: None,
+        peak_memory,
+        peak_gflops: None,
     })
 }
 
 /// Merges reports from several machines into one, each row tagged with its machine.
 pub fn merge(reports: &[Report]) -> Vec<(Machine, Row)> {
     reports.iter().flat_map(|r| r.rows.iter().map(|row| (r.machine.clone(), row.clone()))).collect()
-}
-
-/// A readable table of rows, each with the machine it ran on.
-pub fn table(rows: &[(Machine, Row)]) -> String {
-    let mut out = format!(
-        "{:<28} {:<8} {:<6} {:>9} {:>5} {:>8} {:>10} {:>10} {:>8} {:>7}\n",
-        "machine",
-        "device",
-        "preset",
-        "size",
-        "batch",
-        "params",
-        "GFLOP/ev",
-        "ms/eval",
-        "GFLOP/s",
-        "pages/s"
-    );
-    for (machine, row) in rows {
-        let name: String =
-            format!("{} ({} thr)", machine.cpu, machine.threads).chars().take(28).collect();
-        out.push_str(&format!(
-            "{:<28} {:<8} {:<6} {:>9} {:>5} {:>7.2}M {:>10.2} {:>5.0}/{:<4.0} {:>8.1} {:>7.3}\n",
-            name,
-            row.device,
-            row.preset,
-            format!("{}x{}", row.width, row.height),
-            row.batch,
-            row.parameters as f64 / 1e6,
-            row.gflop_per_eval,
-            row.eval_ms_median,
-            row.eval_ms_min,
-            row.gflops,
-            row.pages_per_second
-        ));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -281,6 +278,7 @@ mod tests {
             steps: 2,
             runs: 2,
             warmup: 1,
+            peak_gflops: vec![500.0],
         };
         let report = run(&config, &mut |_| {}).unwrap();
         assert_eq!(report.rows.len(), 2);
@@ -290,21 +288,64 @@ mod tests {
         assert!(row.pages_per_second > 0.0 && row.gflop_per_eval > 0.0);
         // Twice the batch, twice the operations.
         assert!((row.gflop_per_eval / report.rows[0].gflop_per_eval - 2.0).abs() < 1e-9);
+        assert_eq!(row.device_name, memory::cpu_model());
+        assert_eq!(row.fraction_of_peak(), Some(row.gflops / 500.0));
+        // On the CPU any memory figure is the host's, never called device memory.
+        if let Some(peak) = row.peak_memory {
+            assert_eq!(peak.kind, MemoryKind::HostPeakRss);
+        }
 
         let json = serde_json::to_string(&report).unwrap();
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, report);
+
+        // Reports written before device names, memory kinds and peaks were recorded load.
+        let mut old = serde_json::to_value(&report).unwrap();
+        for row in old["rows"].as_array_mut().unwrap() {
+            let row = row.as_object_mut().unwrap();
+            for field in ["device_name", "peak_memory", "peak_gflops"] {
+                row.remove(field);
+            }
+            row.insert("peak_memory_bytes".into(), serde_json::Value::Null);
+        }
+        let old: Report = serde_json::from_value(old).unwrap();
+        assert_eq!((old.rows[0].peak_gflops, old.rows[0].peak_memory), (None, None));
+
         let mut gpu = back.clone();
+        gpu.machine.host = "gpu-box".into();
         gpu.machine.cpu = "another machine".into();
         for row in &mut gpu.rows {
             row.device = "cuda:0".into();
+            row.device_name = "NVIDIA H200".into();
         }
         let merged = merge(&[report, gpu]);
         assert_eq!(merged.len(), 4);
-        let devices: std::collections::BTreeSet<_> =
-            merged.iter().map(|(m, r)| (m.cpu.clone(), r.device.clone(), r.batch)).collect();
-        assert_eq!(devices.len(), 4, "one row per device and batch");
-        assert_eq!(table(&merged).lines().count(), 5);
+        let text = table(&merged);
+        // One line per preset, size and batch; one column group per device.
+        let body: Vec<&str> = text.lines().filter(|l| l.starts_with("tiny")).collect();
+        assert_eq!(body.len(), 2, "{text}");
+        for line in body {
+            assert_eq!(line.matches(" | ").count(), 2, "{line}");
+        }
+        assert!(text.lines().next().unwrap().contains("NVIDIA H200 [cuda:0]"), "{text}");
         assert_eq!(median_min(vec![3.0, 1.0, 2.0, 10.0]), (2.5, 1.0));
+    }
+
+    #[test]
+    fn peak_figures_must_match_the_devices() {
+        let config = BenchConfig {
+            devices: vec![DeviceSpec::Cpu],
+            presets: vec![Preset::Tiny],
+            size: None,
+            batches: vec![1],
+            steps: 2,
+            runs: 1,
+            warmup: 0,
+            peak_gflops: vec![100.0, 200.0],
+        };
+        let err = run(&config, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("2 peak GFLOP/s figures for 1 devices"), "{err}");
+        let config = BenchConfig { peak_gflops: vec![0.0], ..config };
+        assert!(run(&config, &mut |_| {}).unwrap_err().to_string().contains("peak GFLOP/s 0"));
     }
 }

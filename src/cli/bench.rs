@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Each device's peak f32 GFLOP/s, comma separated in --devices order, to show the
+    /// fraction reached. CPU: physical cores x clock in GHz x f32 FLOP per cycle and core
+    /// (32 with AVX2 and two FMA units, 64 with AVX-512 and two; `lscpu` shows cores, clock
+    /// and flags). GPU: the vendor's FP32 figure without tensor cores (67000 for an H100 SXM).
+    #[arg(long, value_delimiter = ',', value_name = "GFLOPS")]
+    pub peak_gflops: Vec<f64>,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -86,6 +92,7 @@ pub fn run(args: &BenchArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
         steps: args.steps,
         runs: args.runs,
         warmup: args.warmup,
+        peak_gflops: args.peak_gflops.clone(),
     };
     let report = bench::run(&config, &mut |what| {
         if !quiet {
