@@ -2,6 +2,8 @@
 
 mod loss;
 mod noising;
+mod sampler;
 
 pub use loss::weighted_mse;
 pub use noising::{Target, forward_noising};
+pub use sampler::{Guidance, SamplerStep, Update, sampler_step};
