@@ -64,6 +64,19 @@ pub fn publish_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T>) -> R
     result
 }
 
+/// Removes the folder `path` so that it vanishes from its real name at once: it is renamed
+/// to its hidden temporary name (see [`temporary_path`]) and removed from there. A process
+/// killed midway leaves a hidden `.NAME.partial` folder, which [`publish_dir`] clears, never
+/// a half-emptied folder under the real name that a reader would take for a whole one.
+pub fn remove_dir_atomic(path: &Path) -> Result<()> {
+    let hidden = temporary_path(path);
+    if hidden.exists() {
+        fs::remove_dir_all(&hidden).map_err(|e| Error::io(&hidden, e))?;
+    }
+    fs::rename(path, &hidden).map_err(|e| Error::io(path, e))?;
+    fs::remove_dir_all(&hidden).map_err(|e| Error::io(&hidden, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +106,21 @@ mod tests {
         }
         create_dir_all(&dir.path().join("a/b")).unwrap();
         assert!(dir.path().join("a/b").is_dir());
+    }
+
+    #[test]
+    fn an_atomic_removal_takes_the_name_away_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("step-00000002");
+        fs::create_dir_all(folder.join("inner")).unwrap();
+        fs::write(folder.join("inner/a.bin"), b"a").unwrap();
+        // What a removal killed midway left last time is cleared too.
+        fs::create_dir(temporary_path(&folder)).unwrap();
+        fs::write(temporary_path(&folder).join("stale"), b"x").unwrap();
+        remove_dir_atomic(&folder).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let err = remove_dir_atomic(&folder).unwrap_err();
+        assert!(err.to_string().contains("step-00000002"), "{err}");
     }
 
     #[test]
