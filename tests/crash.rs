@@ -76,9 +76,6 @@ fn killed_runs_resume_to_the_uninterrupted_weights() {
 }
 
 #[test]
-#[ignore = "src/train/checkpoints.rs prune() (and save() on an existing folder): a kill inside \
-            std::fs::remove_dir_all leaves a half-emptied step-N folder under its real name \
-            (3 runs of 8 here); remove through fsutil::remove_dir_atomic instead"]
 fn a_kill_leaves_no_half_removed_checkpoint_folder() {
     crash_and_resume(true);
 }

@@ -469,8 +469,6 @@ fn a_schedule_of_zero_timesteps_is_an_input_error() {
 }
 
 #[test]
-#[ignore = "src/train/checkpoints.rs save(): a failed write leaves .step-N.partial behind; \
-            write the folder through fsutil::publish_dir, which removes it on failure"]
 fn a_full_disk_during_training_leaves_no_partial_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "size=64k") else { return };

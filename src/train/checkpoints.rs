@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use crate::checkpoint::{files, load_config, load_weights, save_config, save_weights};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{publish_dir, remove_dir_atomic, write_atomic};
 use crate::text::Tokenizer;
 use crate::unet::{ModelConfig, ScoreModel};
 
@@ -62,36 +62,32 @@ fn state_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
 pub fn save(out: &Path, snapshot: &Snapshot<'_>, keep: usize) -> Result<PathBuf> {
     let root = folder(out);
     let name = step_name(snapshot.state.step);
-    let partial = root.join(format!(".{name}.partial"));
     let done = root.join(&name);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    }
-    std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-
-    save_config(&partial, snapshot.model_config)?;
-    snapshot.tokenizer.save(&partial.join(files::TOKENIZER))?;
-    save_weights(snapshot.ema, &partial.join(files::EMA))?;
-    save_weights(snapshot.model, &partial.join(files::RAW))?;
-    let model_state = snapshot
-        .model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| Error::runtime(format!("could not serialise the model state: {e}")))?;
-    write_atomic(&partial.join(MODEL_STATE), &model_state)?;
-    let optimizer_state = snapshot
-        .optimizer
-        .into_bytes()
-        .map_err(|e| Error::runtime(format!("could not serialise the optimiser state: {e}")))?;
-    write_atomic(&partial.join(OPTIMIZER_STATE), &optimizer_state)?;
-    let state = serde_json::to_string_pretty(&snapshot.state).expect("train state serialises");
-    write_atomic(&partial.join(TRAIN_STATE), state.as_bytes())?;
-
     if done.exists() {
-        std::fs::remove_dir_all(&done).map_err(|e| Error::io(&done, e))?;
+        // Renamed away before it is deleted, so a kill never leaves it half-emptied under
+        // its real name; then the new folder is written whole or not at all.
+        remove_dir_atomic(&done)?;
     }
-    std::fs::rename(&partial, &done).map_err(|e| Error::io(&done, e))?;
+    publish_dir(&done, |partial| {
+        save_config(partial, snapshot.model_config)?;
+        snapshot.tokenizer.save(&partial.join(files::TOKENIZER))?;
+        save_weights(snapshot.ema, &partial.join(files::EMA))?;
+        save_weights(snapshot.model, &partial.join(files::RAW))?;
+        let model_state = snapshot
+            .model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| Error::runtime(format!("could not serialise the model state: {e}")))?;
+        write_atomic(&partial.join(MODEL_STATE), &model_state)?;
+        let optimizer_state = snapshot
+            .optimizer
+            .into_bytes()
+            .map_err(|e| Error::runtime(format!("could not serialise the optimiser state: {e}")))?;
+        write_atomic(&partial.join(OPTIMIZER_STATE), &optimizer_state)?;
+        let state = serde_json::to_string_pretty(&snapshot.state).expect("train state serialises");
+        write_atomic(&partial.join(TRAIN_STATE), state.as_bytes())
+    })?;
     prune(&root, keep)?;
     Ok(done)
 }
@@ -120,7 +116,7 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
     let out = root.parent().unwrap_or(root);
     let all = list(out)?;
     for (_, path) in all.iter().take(all.len().saturating_sub(keep)) {
-        std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e))?;
+        remove_dir_atomic(path)?;
     }
     Ok(())
 }
