@@ -455,8 +455,6 @@ fn a_page_file_directly_under_a_regular_file_exits_two() {
 }
 
 #[test]
-#[ignore = "src/unet (ModelConfig::validate) accepts `timesteps: 0`, then \
-            diffusion::Schedule::new panics (exit 101); validate timesteps >= 2"]
 fn a_schedule_of_zero_timesteps_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
     let copy = checkpoint_copy(dir.path(), "ckpt");

@@ -56,6 +56,26 @@ impl ModelConfig {
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
+        let check = |field: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(crate::Error::input(format!(
+                    "model config: {field} {value} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        check("schedule.timesteps", self.schedule.timesteps, 2..=100_000)?;
+        check("text.max_tokens", self.text.max_tokens, 1..=4096)?;
+        check("text.layers", self.text.layers, 0..=64)?;
+        check("text.vocab_size", self.text.vocab_size, 1..=1_000_000)?;
+        check("text.dim", self.text.dim, 1..=4096)?;
+        check("unet.channels levels", self.unet.channels.len(), 1..=8)?;
+        for &c in &self.unet.channels {
+            check("unet.channels", c, 1..=4096)?;
+        }
         self.unet.validate()?;
         self.unet.check_size(self.page_width, self.page_height)?;
         if self.text.dim != self.unet.text_dim {
@@ -292,5 +312,26 @@ mod tests {
         }
         let last = loss(&model, &batch).into_scalar::<f32>();
         assert!(last < first / 10.0, "the loss fell from {first} only to {last}");
+    }
+
+    #[test]
+    fn out_of_range_sizes_name_the_field() {
+        let base = ModelConfig::from_preset(crate::unet::Preset::Tiny, 64, 16);
+        base.validate().unwrap();
+        let mut bad = base.clone();
+        bad.schedule.timesteps = 0;
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("schedule.timesteps 0"), "{err}");
+        bad.schedule.timesteps = 1;
+        assert!(bad.validate().unwrap_err().to_string().contains("schedule.timesteps"));
+        let mut bad = base.clone();
+        bad.text.max_tokens = 1 << 20;
+        assert!(bad.validate().unwrap_err().to_string().contains("text.max_tokens"));
+        let mut bad = base.clone();
+        bad.text.layers = 1000;
+        assert!(bad.validate().unwrap_err().to_string().contains("text.layers"));
+        let mut bad = base;
+        bad.unet.channels[0] = 1 << 20;
+        assert!(bad.validate().unwrap_err().to_string().contains("unet.channels"));
     }
 }
