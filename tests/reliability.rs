@@ -434,8 +434,6 @@ fn a_weight_shape_mismatch_is_reported_briefly() {
 // needs and passes once the named fix is made; until then it is ignored so CI stays green.
 
 #[test]
-#[ignore = "src/cli/generate.rs: `--guidance -1` is read by clap as an unknown flag (a \
-            multi-line usage error); give the float flags `allow_negative_numbers = true`"]
 fn a_negative_value_after_a_space_is_range_checked() {
     let ckpt = checkpoint().to_str().unwrap();
     let args = ["-q", "generate", PROMPT, "--checkpoint", ckpt, "--guidance", "-1"];

@@ -28,17 +28,17 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "")]
     pub negative: String,
     /// Pages per prompt.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     pub count: usize,
     /// Seed of the first page (page i uses seed + i); random when left out, and printed.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// The sampler: ddpm, ddim, dpmpp-2m, euler or heun.
     #[arg(long, default_value = "dpmpp-2m", value_parser = SamplerKind::parse)]
     pub sampler: SamplerKind,
     /// DDIM only: the fraction of the DDPM posterior's noise drawn afresh at each step, in
     /// [0, 1] (0, the default: deterministic; 1: DDPM-like ancestral sampling).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eta: Option<f64>,
     /// DDPM and DDIM only: where the timesteps sit: leading, linspace or trailing (the
     /// default). Leading never reaches the last timestep, so with a zero-terminal-SNR model
@@ -46,13 +46,13 @@ pub struct GenerateArgs {
     #[arg(long, value_parser = TimestepSpacing::parse)]
     pub spacing: Option<TimestepSpacing>,
     /// Sampler steps (network evaluations; Heun uses two per step).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20)]
     pub steps: usize,
     /// Classifier-free guidance scale (1: the conditional model alone).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3.0)]
     pub guidance: f64,
     /// Guidance rescale phi in [0, 1] (arXiv 2305.08891).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub guidance_rescale: f64,
     /// Page size WIDTHxHEIGHT in pixels (default: the model's).
     #[arg(long, value_parser = parse_size)]
@@ -73,7 +73,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// With --init: how much of the schedule to run, in (0, 1].
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.6)]
     pub strength: f64,
     /// With --init: white where the page is regenerated, black where it is kept.
     #[arg(long, requires = "init")]
@@ -82,7 +82,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub no_clip: bool,
     /// Pages sampled together in one batch.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4)]
     pub batch: usize,
 }
 
