@@ -34,9 +34,12 @@ pub struct TrainArgs {
     /// Peak learning rate.
     #[arg(long)]
     pub learning_rate: Option<f64>,
-    /// Patch training: square crop side in pixels (0: whole pages).
+    /// Patch training: crop width in pixels (0: whole pages).
     #[arg(long)]
     pub crop: Option<usize>,
+    /// Crop height in pixels (default: the crop width, a square).
+    #[arg(long)]
+    pub crop_height: Option<usize>,
     /// Seed of every random choice.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -68,6 +71,9 @@ impl TrainArgs {
             ($($field:ident),*) => { $(if let Some(value) = &self.$field { config.$field = value.clone(); })* };
         }
         set!(preset, data, out, steps, batch_size, learning_rate, crop, seed, checkpoint_every);
+        if let Some(height) = self.crop_height {
+            config.crop_height = Some(height);
+        }
         match &self.devices {
             Some(devices) => config.devices = devices.iter().map(ToString::to_string).collect(),
             None if self.config.is_none() => config.devices = vec![device.to_string()],

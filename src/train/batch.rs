@@ -102,7 +102,7 @@ impl Batcher {
                 preparation.skipped.len()
             )));
         }
-        let crop = if config.crop > 0 { (config.crop, config.crop) } else { (width, height) };
+        let crop = config.crop_size().unwrap_or((width, height));
         let step_multiple = config.preset.config().size_multiple();
         let batcher = Self {
             entries,

@@ -51,9 +51,12 @@ pub struct TrainConfig {
     pub page_width: Option<usize>,
     /// Page height the model is trained for, in pixels (default: the preset's).
     pub page_height: Option<usize>,
-    /// Patch training: side of the square crops in pixels, taken at full resolution with
-    /// their page coordinates as input (0: whole pages).
+    /// Patch training: crop width in pixels, taken at full resolution with the crop's page
+    /// coordinates as input (0: whole pages).
     pub crop: usize,
+    /// Crop height in pixels (default: `crop`, a square). Full-width strips (`crop` equal to
+    /// the page width) show every staff line from margin to margin.
+    pub crop_height: Option<usize>,
     /// Largest fraction by which ink is lightened in augmentation (0: none).
     pub ink_jitter: f64,
     /// Words seen fewer times than this in the captions map to the unknown token.
@@ -104,6 +107,7 @@ impl Default for TrainConfig {
             page_width: None,
             page_height: None,
             crop: 0,
+            crop_height: None,
             ink_jitter: 0.15,
             min_word_count: 1,
             max_tokens: 24,
@@ -192,16 +196,21 @@ impl TrainConfig {
         let unet = self.preset.config();
         let (width, height) = self.page_size();
         unet.check_size(width, height)?;
-        if self.crop > 0 {
+        if self.crop_height.is_some() && self.crop == 0 {
+            return fail("crop_height", "needs `crop` (the crop width) as well".into());
+        }
+        if let Some((crop_w, crop_h)) = self.crop_size() {
             let m = unet.size_multiple();
-            if !self.crop.is_multiple_of(m) || self.crop > width.min(height) {
-                return fail(
-                    "crop",
-                    format!(
-                        "{} must be a multiple of {m} no larger than the page ({width}x{height})",
-                        self.crop
-                    ),
-                );
+            for (field, side, page) in [("crop", crop_w, width), ("crop_height", crop_h, height)] {
+                if side == 0 || !side.is_multiple_of(m) || side > page {
+                    return fail(
+                        field,
+                        format!(
+                            "{side} must be a multiple of {m} above 0 that fits the page \
+                             ({width}x{height})"
+                        ),
+                    );
+                }
             }
             if unet.coord_channels == 0 {
                 return fail(
@@ -211,6 +220,11 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The crop `(width, height)` of patch training; `None` when training on whole pages.
+    pub fn crop_size(&self) -> Option<(usize, usize)> {
+        (self.crop > 0).then(|| (self.crop, self.crop_height.unwrap_or(self.crop)))
     }
 
     /// The learning rate at `step` (0-based): linear warm-up, then cosine decay to
@@ -257,6 +271,13 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("`batch_size`"));
         let bad = TrainConfig { crop: 100, ..TrainConfig::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("multiple of 16"));
+        // A full-width strip fits a 512x720 page; a strip taller than the page does not.
+        let strip = TrainConfig { crop: 512, crop_height: Some(128), ..TrainConfig::default() };
+        assert_eq!(strip.validate().map(|()| strip.crop_size()).unwrap(), Some((512, 128)));
+        let tall = TrainConfig { crop: 512, crop_height: Some(736), ..TrainConfig::default() };
+        assert!(tall.validate().unwrap_err().to_string().contains("`crop_height`"));
+        let alone = TrainConfig { crop_height: Some(128), ..TrainConfig::default() };
+        assert!(alone.validate().unwrap_err().to_string().contains("`crop_height`"));
         let bad = TrainConfig { ema_decay: 1.5, ..TrainConfig::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("`ema_decay`"));
         TrainConfig::default().validate().unwrap();
