@@ -22,6 +22,15 @@ pub enum Prediction {
 }
 
 impl Prediction {
+    /// The same quantity as the kernels crate names it.
+    pub fn kernel_target(self) -> scoregen_kernels::Target {
+        match self {
+            Self::Eps => scoregen_kernels::Target::Eps,
+            Self::V => scoregen_kernels::Target::V,
+            Self::X0 => scoregen_kernels::Target::X0,
+        }
+    }
+
     /// The training target for clean samples `x0` and noise `eps` at `(alpha, sigma)`.
     ///
     /// Shapes: `x0`, `eps` and the result are `[batch, channels, height, width]`; `alpha` and

@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
 
 use crate::checkpoint::LoadedModel;
-use crate::diffusion::sampler::{Denoiser, Level, StepHook, sample};
-use crate::diffusion::{Guidance, HostNoise, Prediction, SamplerKind, Schedule};
+use crate::diffusion::sampler::{Denoiser, Level, Outputs, StepHook, sample};
+use crate::diffusion::{Guidance, HostNoise, SamplerKind, Schedule};
 use crate::error::{Error, Result};
 use crate::text::ids_tensor;
 use crate::unet::score_model::{ScoreModel, coordinate_channels};
@@ -114,8 +114,6 @@ impl<'a> Generator<'a> {
         });
         GuidedDenoiser {
             model,
-            schedule: &self.schedule,
-            prediction: self.loaded.config.prediction,
             context,
             coords,
             guidance: guided.then_some(options.guidance),
@@ -254,11 +252,10 @@ impl<'a> Generator<'a> {
 }
 
 /// The trained network as a [`Denoiser`]: prompts encoded once, both guidance passes in
-/// one network batch, page coordinates appended, and optional clipping of the implied page.
+/// one network batch, page coordinates appended. Guidance and clipping are applied by the
+/// sampler's step.
 pub struct GuidedDenoiser<'a> {
     model: &'a ScoreModel,
-    schedule: &'a Schedule,
-    prediction: Prediction,
     /// `[passes, tokens, text_dim]`: the prompts, then as many negative prompts if guided.
     context: Tensor<3>,
     /// `[passes, coord_channels, height, width]`, for models that take page coordinates.
@@ -269,8 +266,8 @@ pub struct GuidedDenoiser<'a> {
 }
 
 impl Denoiser for GuidedDenoiser<'_> {
-    /// Shapes: `x_t` and the result are `[batch, channels, height, width]`.
-    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4> {
+    /// Shapes: `x_t` is `[batch, channels, height, width]`.
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Outputs {
         let [batch, _, _, _] = x_t.dims();
         let passes = if self.guidance.is_some() { 2 * batch } else { batch };
 
@@ -284,44 +281,18 @@ impl Denoiser for GuidedDenoiser<'_> {
             None => x,
         };
 
-        // 2. One network call for both passes.
+        // 2. One network call for both passes, split into its halves.
         let t_batch = Tensor::<1>::full([passes], t as f32, &x_t.device());
         let output = self.model.denoise(x, t_batch, self.context.clone());
-
-        // 3. Guidance from the two halves.
-        let output = match self.guidance {
+        let (cond, uncond) = match self.guidance {
             Some(guidance) => {
-                let cond = output.clone().narrow(0, 0, batch);
-                let uncond = output.narrow(0, batch, batch);
-                guidance.combine(cond, uncond)
+                let uncond = output.clone().narrow(0, batch, batch);
+                (output.narrow(0, 0, batch), Some((uncond, guidance)))
             }
-            None => output,
+            None => (output, None),
         };
-
-        // 4. The clean page it implies, clipped to the page's range.
-        if !self.clip_x0 {
-            return output;
-        }
-        let level = Level { t, alpha_bar: self.schedule.alpha_bar_at(t) };
-        clip_to_page(self.prediction, x_t, output, level)
+        Outputs { cond, uncond, clip_x0: self.clip_x0 }
     }
-}
-
-/// Static thresholding (arXiv 2205.11487): pages live in `[-1, 1]`, so the clean page a
-/// network output implies is clipped there and the output recomputed from it.
-///
-/// Shapes: `x_t`, `output` and the result are `[batch, channels, height, width]`.
-pub fn clip_to_page(
-    prediction: Prediction,
-    x_t: Tensor<4>,
-    output: Tensor<4>,
-    level: Level,
-) -> Tensor<4> {
-    let (alpha, sigma) = (level.alpha(), level.sigma().max(1e-6));
-    let (x0, _) = prediction.x0_and_eps(x_t.clone(), output, alpha, sigma);
-    let x0 = x0.clamp(-1.0, 1.0);
-    let eps = (x_t - x0.clone().mul_scalar(alpha)).div_scalar(sigma);
-    prediction.target(x0, eps, alpha, sigma)
 }
 
 /// Reports progress after each step.
@@ -375,7 +346,7 @@ fn to_pages(x: Tensor<4>) -> Vec<GrayImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{cpu, tensor4, values};
+    use crate::testing::{cpu, values};
     use crate::text::Tokenizer;
     use crate::unet::{ModelConfig, Preset};
     use burn::module::{Module, ModuleMapper, Param};
@@ -449,33 +420,35 @@ mod tests {
         let x_t = HostNoise::new(9).normal([2, 1, height, width], &device);
         let (t, scale, negative) = (600.0, 3.0, "d minor");
         let options = options_at(&loaded, scale);
-        let batched =
-            values(&generator.denoiser(&prompts, negative, &options).predict(x_t.clone(), t));
+        let batched = generator.denoiser(&prompts, negative, &options).predict(x_t.clone(), t);
+        let (uncond, guidance) = batched.uncond.expect("scale 3 runs the unconditional pass");
+        assert_eq!(guidance, options.guidance);
+        let (batched_cond, batched_uncond) = (values(&batched.cond), values(&uncond));
         let n = width * height;
-        let mut spread = 0.0f64;
+        let mut spread = 0.0f32;
         for (page, prompt) in prompts.iter().enumerate() {
             let cond = single_pass(&loaded, &x_t, page, prompt, t);
             let uncond = single_pass(&loaded, &x_t, page, negative, t);
             for i in 0..n {
-                let (c, u) = (cond[i] as f64, uncond[i] as f64);
-                let expected = u + scale * (c - u);
-                let got = batched[page * n + i] as f64;
+                let (c, u) = (batched_cond[page * n + i], batched_uncond[page * n + i]);
+                assert!((c - cond[i]).abs() <= 1e-5, "page {page} pixel {i}: {c} vs {}", cond[i]);
                 assert!(
-                    (got - expected).abs() <= 1e-5,
-                    "page {page} pixel {i}: {got} vs {expected}"
+                    (u - uncond[i]).abs() <= 1e-5,
+                    "page {page} pixel {i}: {u} vs {}",
+                    uncond[i]
                 );
-                spread = spread.max((c - u).abs());
+                spread = spread.max((cond[i] - uncond[i]).abs());
             }
         }
         // The prompts must actually reach the output, or the check above proves nothing.
         assert!(spread > 1e-3, "conditional and unconditional outputs differ by {spread} at most");
 
         // At scale 1 the unconditional pass is skipped: the output is the conditional one.
-        let plain = values(
-            &generator
-                .denoiser(&prompts, negative, &options_at(&loaded, 1.0))
-                .predict(x_t.clone(), t),
-        );
+        let plain = generator
+            .denoiser(&prompts, negative, &options_at(&loaded, 1.0))
+            .predict(x_t.clone(), t);
+        assert!(plain.uncond.is_none());
+        let plain = values(&plain.cond);
         for (page, prompt) in prompts.iter().enumerate() {
             let cond = single_pass(&loaded, &x_t, page, prompt, t);
             for i in 0..n {
@@ -496,8 +469,12 @@ mod tests {
         let prompts = vec!["piano".to_string()];
         let options = options_at(&loaded, 3.0);
         let x_t = HostNoise::new(9).normal([1, 1, height, width], &device);
-        let none = values(&generator.denoiser(&prompts, "", &options).predict(x_t.clone(), 600.0));
-        let organ = values(&generator.denoiser(&prompts, "organ", &options).predict(x_t, 600.0));
+        let uncond = |negative: &str| {
+            let outputs =
+                generator.denoiser(&prompts, negative, &options).predict(x_t.clone(), 600.0);
+            values(&outputs.uncond.expect("guided").0)
+        };
+        let (none, organ) = (uncond(""), uncond("organ"));
         let largest = none.iter().zip(&organ).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(largest > 1e-3, "a negative prompt moved the output by {largest} at most");
 
@@ -509,24 +486,5 @@ mod tests {
         let (with_none, with_organ) = (run(""), run("organ"));
         assert_ne!(with_none, with_organ, "the negative prompt left the pages unchanged");
         assert_eq!(run("organ"), with_organ);
-    }
-
-    #[test]
-    fn clipping_bounds_the_implied_page_and_keeps_valid_ones() {
-        let device = cpu();
-        let level = Level { t: 300.0, alpha_bar: 0.64 };
-        let (alpha, sigma) = (0.8, 0.6);
-        let x0 = tensor4(&[2.0, -3.0, 0.5, -0.25], [1, 1, 2, 2], &device);
-        let eps = tensor4(&[0.1, -0.7, 1.2, 0.0], [1, 1, 2, 2], &device);
-        let x_t = x0.clone().mul_scalar(alpha) + eps.clone().mul_scalar(sigma);
-        for prediction in [Prediction::Eps, Prediction::V, Prediction::X0] {
-            let output = prediction.target(x0.clone(), eps.clone(), alpha, sigma);
-            let clipped = clip_to_page(prediction, x_t.clone(), output, level);
-            let (implied, _) = prediction.x0_and_eps(x_t.clone(), clipped, alpha, sigma);
-            let implied = values(&implied);
-            for (got, want) in implied.iter().zip([1.0, -1.0, 0.5, -0.25]) {
-                assert!((got - want).abs() < 1e-5, "{prediction:?}: {implied:?}");
-            }
-        }
     }
 }

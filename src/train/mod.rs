@@ -26,7 +26,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::DeviceSpec;
 use crate::dataset::{DataSet, PageCache, Split, default_cache_root};
-use crate::diffusion::{Prediction, Schedule};
+use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::text::{Tokenizer, ids_tensor};
 use crate::unet::score_model::coordinate_channels;
@@ -399,7 +399,7 @@ impl Trainer {
 
         // 2. Forward noising with the training target in one pass.
         let (x_t, target) =
-            scoregen_kernels::forward_noising(x0, eps, alpha, sigma, kernel_target(prediction));
+            scoregen_kernels::forward_noising(x0, eps, alpha, sigma, prediction.kernel_target());
 
         // 3. The network sees the noisy crop, where it lies on the page, and the caption.
         let input = if self.model_config.unet.coord_channels > 0 {
@@ -456,14 +456,6 @@ fn initialised_from(
     let mut ema = model.valid();
     crate::checkpoint::load_weights(&mut ema, &folder.join(crate::checkpoint::files::EMA))?;
     Ok((tokenizer, model_config, model, ema))
-}
-
-fn kernel_target(prediction: Prediction) -> scoregen_kernels::Target {
-    match prediction {
-        Prediction::Eps => scoregen_kernels::Target::Eps,
-        Prediction::V => scoregen_kernels::Target::V,
-        Prediction::X0 => scoregen_kernels::Target::X0,
-    }
 }
 
 /// The model configuration a run trains: the preset with the run's vocabulary, schedule,

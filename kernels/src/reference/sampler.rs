@@ -48,6 +48,11 @@ pub enum Update {
     },
 }
 
+impl Update {
+    /// The update whose `x_next` is the step's clean sample `x0` (DDIM to the clean level).
+    pub const TO_X0: Update = Update::Ddim { alpha_next: 1.0, eps_scale: 0.0 };
+}
+
 /// Everything a step needs besides the network outputs.
 #[derive(Clone, Debug)]
 pub struct SamplerStep {
@@ -228,5 +233,56 @@ mod tests {
         // d = (1 + 1) * 2 - 1 * 1 = 3; x_next = 0.5 * 2 + 2 * 3 = 7.
         let (x_next, _) = sampler_step(step, x_t, out, None);
         close(x_next, &[7.0]);
+    }
+
+    /// A step whose `x_next` is the guided output itself: x0 prediction, straight to x0.
+    fn guided(guidance: Guidance, cond: Tensor<4>, uncond: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = cond.dims();
+        let step = SamplerStep {
+            prediction: Target::X0,
+            alpha: 0.6,
+            sigma: 0.8,
+            guidance,
+            clip_x0: false,
+            update: Update::TO_X0,
+        };
+        sampler_step(step, Tensor::zeros([b, c, h, w], &cond.device()), cond, Some(uncond)).0
+    }
+
+    #[test]
+    fn guidance_scale_one_is_the_conditional_output() {
+        let cond = t4(&[0.5, -1.0, 2.0, 0.25], [1, 1, 2, 2]);
+        let uncond = t4(&[3.0, 1.0, -2.0, 0.0], [1, 1, 2, 2]);
+        let out = guided(Guidance { scale: 1.0, rescale: 0.0 }, cond, uncond);
+        close(out, &[0.5, -1.0, 2.0, 0.25]);
+    }
+
+    #[test]
+    fn guidance_extrapolates_linearly() {
+        let cond = t4(&[1.0, 2.0], [1, 1, 1, 2]);
+        let uncond = t4(&[0.0, 4.0], [1, 1, 1, 2]);
+        // 0 + 3 (1 - 0) = 3; 4 + 3 (2 - 4) = -2.
+        close(guided(Guidance { scale: 3.0, rescale: 0.0 }, cond, uncond), &[3.0, -2.0]);
+    }
+
+    #[test]
+    fn full_rescale_restores_the_conditional_std_per_sample() {
+        // Both samples' conditional outputs have standard deviation 1 (closed form: values
+        // +-1 about 0, and 0 or 2 about 1).
+        let cond = t4(&[1.0, -1.0, 1.0, -1.0, 0.0, 2.0, 0.0, 2.0], [2, 1, 2, 2]);
+        let uncond = t4(&[0.5, 0.0, -0.5, 0.0, 1.0, 1.0, 1.0, 1.0], [2, 1, 2, 2]);
+        let out = host(guided(Guidance { scale: 5.0, rescale: 1.0 }, cond, uncond));
+        for sample in out.chunks(4) {
+            let mean = sample.iter().sum::<f32>() / 4.0;
+            let var = sample.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+            assert!((var.sqrt() - 1.0).abs() < 1e-5, "{sample:?}");
+        }
+        // Half rescale blends: the plain guided output is g = 1 + 5 (cond - 1) = (-4, 6, -4, 6)
+        // with std 5 against the conditional std 1, so the rescaled one is g / 5.
+        let cond = t4(&[0.0, 2.0, 0.0, 2.0], [1, 1, 2, 2]);
+        let uncond = t4(&[1.0, 1.0, 1.0, 1.0], [1, 1, 2, 2]);
+        let half = guided(Guidance { scale: 5.0, rescale: 0.5 }, cond, uncond);
+        // 0.5 g / 5 + 0.5 g = 0.6 g.
+        close(half, &[-2.4, 3.6, -2.4, 3.6]);
     }
 }

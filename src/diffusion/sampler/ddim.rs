@@ -3,7 +3,9 @@
 
 use burn::tensor::Tensor;
 
-use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level, spaced_levels};
+use scoregen_kernels::Update;
+
+use super::{Denoiser, Level, Sampler, StepHook, next_level, spaced_levels, step};
 use crate::diffusion::noise::HostNoise;
 use crate::diffusion::objective::Prediction;
 use crate::diffusion::schedule::{Schedule, TimestepSpacing};
@@ -34,16 +36,18 @@ impl Sampler for Ddim {
         for (i, &level) in levels.iter().enumerate() {
             let next = next_level(levels, i);
 
-            // 1. Network estimates of the clean page and of the noise.
-            let (x0, eps) = denoise(model, prediction, x.clone(), level);
-
-            // 2. The noise kept (direction to x_t) and the noise drawn afresh.
+            // 1. The noise kept (direction to x_t) and the noise drawn afresh.
             let (ab_t, ab_s) = (level.alpha_bar, next.alpha_bar);
             let fresh = self.eta * ((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s)).sqrt();
             let kept = (1.0 - ab_s - fresh * fresh).max(0.0).sqrt();
 
-            // 3. The update.
-            x = x0.mul_scalar(ab_s.sqrt()) + eps.mul_scalar(kept);
+            // 2. Guidance, the clean page and noise the network implies, and the update
+            //    `sqrt(ab_s) x0 + kept eps`, in one step.
+            let outputs = model.predict(x.clone(), level.t);
+            let update = Update::Ddim { alpha_next: ab_s.sqrt() as f32, eps_scale: kept as f32 };
+            x = step(outputs, prediction, x, level, update).0;
+
+            // 3. Fresh noise (eta > 0).
             if fresh > 0.0 {
                 x = x.clone() + noise.normal(x.dims(), &x.device()).mul_scalar(fresh);
             }

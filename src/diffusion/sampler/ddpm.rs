@@ -32,7 +32,7 @@ impl Sampler for Ddpm {
             let next = next_level(levels, i);
 
             // 1. The network's estimate of the clean page.
-            let (x0, _) = denoise(model, prediction, x.clone(), level);
+            let x0 = denoise(model, prediction, x.clone(), level);
 
             // 2. Posterior q(x_s | x_t, x0) with alpha_{t|s} = alpha_bar_t / alpha_bar_s.
             x = if next.is_clean() {

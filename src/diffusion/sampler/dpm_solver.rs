@@ -6,7 +6,9 @@
 use burn::tensor::Tensor;
 
 use super::euler::karras_levels;
-use super::{Denoiser, Level, Sampler, StepHook, denoise, next_level};
+use scoregen_kernels::Update;
+
+use super::{Denoiser, Level, Sampler, StepHook, next_level, step};
 use crate::diffusion::noise::HostNoise;
 use crate::diffusion::objective::Prediction;
 use crate::diffusion::schedule::Schedule;
@@ -36,33 +38,30 @@ impl Sampler for DpmSolver2M {
         let mut previous: Option<(Tensor<4>, f64)> = None;
         for (i, &level) in levels.iter().enumerate() {
             let next = next_level(levels, i);
-
-            // 1. The data prediction at this level.
-            let (x0, _) = denoise(model, prediction, x.clone(), level);
+            let outputs = model.predict(x.clone(), level.t);
             if next.is_clean() {
                 // sigma_next = 0 turns the update into x = x0.
+                let x0 = step(outputs, prediction, x, level, Update::TO_X0).1;
                 x = hook.after_step(i, levels.len(), next, x0);
                 break;
             }
 
-            // 2. Step size in lambda.
+            // 1. Step size in lambda, and the second-order correction's step ratio.
             let h = lambda(next) - lambda(level);
+            let previous_x0 =
+                previous.take().map(|(x0_prev, h_prev)| (x0_prev, (h_prev / h) as f32));
 
-            // 3. Second-order correction from the previous data prediction.
-            let d = match previous.take() {
-                Some((x0_prev, h_prev)) => {
-                    let r = h_prev / h;
-                    x0.clone().mul_scalar(1.0 + 0.5 / r) - x0_prev.mul_scalar(0.5 / r)
-                }
-                None => x0.clone(),
+            // 2. Guidance, the data prediction, and the exponential-integrator update
+            //    `(sigma_next / sigma) x + coef d`, where `d` extrapolates from the previous
+            //    data prediction, in one step.
+            let update = Update::DpmSolver2M {
+                sigma_ratio: (next.sigma() / level.sigma()) as f32,
+                coef: (-next.alpha() * (-h).exp_m1()) as f32,
+                previous: previous_x0,
             };
-
-            // 4. The exponential-integrator update.
-            let ratio = next.sigma() / level.sigma();
-            let coef = -next.alpha() * (-h).exp_m1();
-            x = x.mul_scalar(ratio) + d.mul_scalar(coef);
+            let (x_next, x0) = step(outputs, prediction, x, level, update);
             previous = Some((x0, h));
-            x = hook.after_step(i, levels.len(), next, x);
+            x = hook.after_step(i, levels.len(), next, x_next);
         }
         x
     }

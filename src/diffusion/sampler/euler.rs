@@ -46,7 +46,7 @@ fn slope(
 ) -> Tensor<4> {
     let sigma = ve_sigma(level);
     let x_vp = x_ve.clone().mul_scalar(level.alpha());
-    let (x0, _) = denoise(model, prediction, x_vp, level);
+    let x0 = denoise(model, prediction, x_vp, level);
     (x_ve - x0).div_scalar(sigma)
 }
 

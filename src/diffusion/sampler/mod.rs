@@ -11,6 +11,7 @@ mod dpm_solver;
 mod euler;
 
 use burn::tensor::Tensor;
+use scoregen_kernels::{Guidance as KernelGuidance, SamplerStep, Update};
 use serde::{Deserialize, Serialize};
 
 pub use ddim::Ddim;
@@ -18,22 +19,45 @@ pub use ddpm::Ddpm;
 pub use dpm_solver::DpmSolver2M;
 pub use euler::{Euler, Heun};
 
+use super::guidance::Guidance;
 use super::noise::HostNoise;
 use super::objective::Prediction;
 use super::schedule::{Schedule, TimestepSpacing};
 
-/// The network as a sampler sees it: its output for a batch `x_t` at continuous timestep
-/// `t` (all samples of the batch share `t`).
+/// The network's outputs at one level, before guidance: what a sampler step combines.
 ///
-/// Shapes: `x_t` and the output are `[batch, channels, height, width]`.
-pub trait Denoiser {
-    /// The network output (in the model's [`Prediction`] units).
-    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4>;
+/// Shapes: every tensor is `[batch, channels, height, width]`.
+pub struct Outputs {
+    /// The output for the prompts (in the model's [`Prediction`] units).
+    pub cond: Tensor<4>,
+    /// The output for the negative (or empty) prompts and the guidance that combines the two;
+    /// `None` when sampling is unguided.
+    pub uncond: Option<(Tensor<4>, Guidance)>,
+    /// Clamp the clean page each step implies to `[-1, 1]` (static thresholding, arXiv
+    /// 2205.11487) and recompute the noise from it.
+    pub clip_x0: bool,
 }
 
+impl Outputs {
+    /// An unguided, unclipped output.
+    pub fn plain(output: Tensor<4>) -> Self {
+        Self { cond: output, uncond: None, clip_x0: false }
+    }
+}
+
+/// The network as a sampler sees it: its outputs for a batch `x_t` at continuous timestep
+/// `t` (all samples of the batch share `t`).
+///
+/// Shapes: `x_t` is `[batch, channels, height, width]`.
+pub trait Denoiser {
+    /// The network outputs at `(x_t, t)`.
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Outputs;
+}
+
+/// A closure is an unguided network.
 impl<F: FnMut(Tensor<4>, f64) -> Tensor<4>> Denoiser for F {
-    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Tensor<4> {
-        self(x_t, t)
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Outputs {
+        Outputs::plain(self(x_t, t))
     }
 }
 
@@ -269,15 +293,42 @@ pub fn sample(
     sampler.run(&levels, prediction, x, model, noise, hook)
 }
 
-/// The network's `(x0, eps)` at a level.
+/// One step from `x` at `level`: guidance, the clean page and noise the outputs imply,
+/// clipping, and `update`, as one call of [`scoregen_kernels::sampler_step`] (a fused kernel on
+/// GPU backends). Returns `(x_next, x0)`.
+fn step(
+    outputs: Outputs,
+    prediction: Prediction,
+    x: Tensor<4>,
+    level: Level,
+    update: Update,
+) -> (Tensor<4>, Tensor<4>) {
+    let (uncond, guidance) = match outputs.uncond {
+        Some((uncond, g)) => {
+            (Some(uncond), KernelGuidance { scale: g.scale as f32, rescale: g.rescale as f32 })
+        }
+        None => (None, KernelGuidance { scale: 1.0, rescale: 0.0 }),
+    };
+    let step = SamplerStep {
+        prediction: prediction.kernel_target(),
+        alpha: level.alpha() as f32,
+        sigma: level.sigma() as f32,
+        guidance,
+        clip_x0: outputs.clip_x0,
+        update,
+    };
+    scoregen_kernels::sampler_step(step, x, outputs.cond, uncond)
+}
+
+/// The network's clean-page estimate at a level, guidance and clipping applied.
 fn denoise(
     model: &mut dyn Denoiser,
     prediction: Prediction,
     x: Tensor<4>,
     level: Level,
-) -> (Tensor<4>, Tensor<4>) {
-    let output = model.predict(x.clone(), level.t);
-    prediction.x0_and_eps(x, output, level.alpha(), level.sigma())
+) -> Tensor<4> {
+    let outputs = model.predict(x.clone(), level.t);
+    step(outputs, prediction, x, level, Update::TO_X0).1
 }
 
 /// The level after `levels[i]`: the next one, or clean after the last.

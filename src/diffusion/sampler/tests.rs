@@ -443,3 +443,46 @@ fn init_strength_cuts_the_grid_by_timestep() {
         }
     }
 }
+
+/// A network whose outputs imply a fixed clean page, with clipping on.
+struct ClippedNet {
+    x0: Vec<f32>,
+    prediction: Prediction,
+    schedule: Schedule,
+}
+
+impl Denoiser for ClippedNet {
+    fn predict(&mut self, x_t: Tensor<4>, t: f64) -> Outputs {
+        let alpha_bar = self.schedule.alpha_bar_at(t);
+        let (alpha, sigma) = (alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt());
+        let x0 = Tensor::from_data(TensorData::new(self.x0.clone(), x_t.dims()), &x_t.device());
+        let eps = (x_t - x0.clone().mul_scalar(alpha)).div_scalar(sigma);
+        let output = self.prediction.target(x0, eps, alpha, sigma);
+        Outputs { cond: output, uncond: None, clip_x0: true }
+    }
+}
+
+#[test]
+fn clipping_bounds_the_implied_page_and_keeps_valid_ones() {
+    let schedule = Schedule::new(&scaled_linear(false));
+    let device = cpu();
+    let x0 = vec![2.0, -3.0, 0.5, -0.25];
+    for prediction in [Prediction::Eps, Prediction::V, Prediction::X0] {
+        // One DDIM step from t = 300 straight to the clean level returns the step's x0.
+        let level = Level::discrete(&schedule, 300);
+        let x_t = HostNoise::new(1).normal([1, 1, 2, 2], &device);
+        let mut net = ClippedNet { x0: x0.clone(), prediction, schedule: schedule.clone() };
+        let page = SamplerKind::DDIM.build().run(
+            &[level],
+            prediction,
+            x_t,
+            &mut net,
+            &mut HostNoise::new(2),
+            &mut NoHook,
+        );
+        let page = values(&page);
+        for (got, want) in page.iter().zip([1.0, -1.0, 0.5, -0.25]) {
+            assert!((got - want).abs() < 1e-4, "{prediction:?}: {page:?}");
+        }
+    }
+}
