@@ -141,6 +141,22 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    // `scoregen dataset info ... | head -0`: the pipe is closed before anything is printed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scoregen"))
+        .args(["dataset", "info", &mini()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the binary ends");
+    let err = stderr(&output);
+    assert!(!err.contains("internal error") && !err.contains("panicked"), "{err}");
+    assert!(matches!(output.status.code(), Some(0 | 141)), "{:?}: {err}", output.status);
+}
+
+#[test]
 fn dataset_info_reports_page_sizes_and_metadata_coverage_per_split() {
     let output = scoregen(&["dataset", "info", &mini()]);
     let text = String::from_utf8_lossy(&output.stdout);

@@ -3,9 +3,6 @@
 //! written (read-only, under a regular file, a full disk). Each bad input must give one
 //! line that names the value or path, exit 2 for the user's input or 1 for a runtime
 //! failure, no panic, and no partial or temporary file left behind.
-//!
-//! Tests marked `#[ignore]` state a gap this suite found that lies in code outside the
-//! files it covers; each names where the fix belongs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -430,9 +427,6 @@ fn a_weight_shape_mismatch_is_reported_briefly() {
     assert!(line.len() < 400, "{} characters: {line}", line.len());
 }
 
-// Gaps found by this suite in code it does not cover. Each test states the behaviour a user
-// needs and passes once the named fix is made; until then it is ignored so CI stays green.
-
 #[test]
 fn a_negative_value_after_a_space_is_range_checked() {
     let ckpt = checkpoint().to_str().unwrap();
@@ -441,8 +435,6 @@ fn a_negative_value_after_a_space_is_range_checked() {
 }
 
 #[test]
-#[ignore = "src/cli/generate.rs outputs(): std's create_dir_all on an existing file says \
-            `File exists` (exit 1); call fsutil::create_dir_all, which names the file (exit 2)"]
 fn a_page_file_directly_under_a_regular_file_exits_two() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file.txt"), b"x").unwrap();

@@ -145,7 +145,7 @@ fn outputs(
         out.to_path_buf()
     };
     if !folder.as_os_str().is_empty() {
-        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        crate::fsutil::create_dir_all(&folder)?;
     }
     Ok((files, sheet))
 }

@@ -124,19 +124,27 @@ fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(if input { 2 } else { 1 })
 }
 
-/// A panic is a bug in scoregen: say so in one line instead of a backtrace.
+/// A panic is a bug in scoregen: say so in one line instead of a backtrace (unless
+/// `RUST_BACKTRACE` asks for one). A closed standard output is not a bug: a reader that stops
+/// early (`scoregen eval ... | head`) ends the command quietly, with the status a shell gives a
+/// process that SIGPIPE ended.
 fn install_panic_hook() {
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
-        return;
-    }
-    std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+    let backtrace = std::env::var_os("RUST_BACKTRACE").is_some();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
         let payload = info
             .payload()
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        if payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        if backtrace {
+            return default_hook(info);
+        }
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
         eprintln!(
             "error: internal error{}: {payload} (please report it; RUST_BACKTRACE=1 shows more)",
             location.unwrap_or_default()
