@@ -3,9 +3,14 @@
 //! Each case runs `--warmup` times, then `--iters` timed times; a timing starts and stops on a
 //! synchronised device, and the median is printed with the reference/fused ratio.
 //!
+//! Built with the `fusion` feature, Burn's fusion is on: the reference path is then what Burn's
+//! own fusion makes of the plain-tensor code, and the fused kernels enter its stream as custom
+//! operations. One build has one or the other, so `kernels/benches/fusion.sh` runs both builds
+//! on the same sizes and prints the three columns side by side.
+//!
 //! ```text
-//! cargo run --release -p scoregen-kernels --features wgpu --example kernel_bench -- \
-//!     [--device wgpu|cuda] [--iters N] [--warmup N] [--shape B,C,H,W]...
+//! cargo run --release -p scoregen-kernels --features wgpu[,fusion] --example kernel_bench -- \
+//!     [--device wgpu|cuda] [--iters N] [--warmup N] [--shape B,C,H,W]... [--tsv]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -19,13 +24,20 @@ struct Args {
     iters: usize,
     warmup: usize,
     shapes: Vec<[usize; 4]>,
+    /// One tab-separated line per case (case, shape, fused ms, reference ms), for
+    /// `benches/fusion.sh`.
+    tsv: bool,
 }
 
 fn parse_args() -> Args {
     let mut device_name = if cfg!(feature = "wgpu") { "wgpu" } else { "cuda" }.to_string();
-    let (mut iters, mut warmup, mut shapes) = (30, 5, Vec::new());
+    let (mut iters, mut warmup, mut shapes, mut tsv) = (30, 5, Vec::new(), false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--tsv" {
+            tsv = true;
+            continue;
+        }
         let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--device" => device_name = value,
@@ -50,7 +62,7 @@ fn parse_args() -> Args {
         "cuda" => Device::cuda(0),
         other => panic!("device {other} is not in this build"),
     };
-    Args { device, device_name, iters, warmup, shapes }
+    Args { device, device_name, iters, warmup, shapes, tsv }
 }
 
 /// Median wall times of `fused` and `reference`, each timing between two device
@@ -62,28 +74,33 @@ fn compare<T, U>(
     mut reference: impl FnMut() -> U,
 ) -> (Duration, Duration) {
     let sync = || args.device.sync().expect("the device synchronises");
-    let timed = |run: &mut dyn FnMut()| {
-        sync();
-        let start = Instant::now();
-        run();
-        sync();
-        start.elapsed()
-    };
     for _ in 0..args.warmup {
-        timed(&mut || drop(fused()));
-        timed(&mut || drop(reference()));
+        timed(&sync, &mut fused);
+        timed(&sync, &mut reference);
     }
     let (mut fused_times, mut reference_times) = (Vec::new(), Vec::new());
     for i in 0..args.iters {
         if i % 2 == 0 {
-            fused_times.push(timed(&mut || drop(fused())));
-            reference_times.push(timed(&mut || drop(reference())));
+            fused_times.push(timed(&sync, &mut fused));
+            reference_times.push(timed(&sync, &mut reference));
         } else {
-            reference_times.push(timed(&mut || drop(reference())));
-            fused_times.push(timed(&mut || drop(fused())));
+            reference_times.push(timed(&sync, &mut reference));
+            fused_times.push(timed(&sync, &mut fused));
         }
     }
     (median(fused_times), median(reference_times))
+}
+
+/// The wall time of one `run` between two synchronisations. Its outputs live until after the
+/// second: Burn's fusion skips work whose results are dropped unread, which would time nothing.
+fn timed<T>(sync: &dyn Fn(), run: &mut impl FnMut() -> T) -> Duration {
+    sync();
+    let start = Instant::now();
+    let outputs = run();
+    sync();
+    let elapsed = start.elapsed();
+    drop(outputs);
+    elapsed
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -91,8 +108,12 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-fn report(name: &str, shape: [usize; 4], (fused, reference): (Duration, Duration)) {
+fn report(args: &Args, name: &str, shape: [usize; 4], (fused, reference): (Duration, Duration)) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    if args.tsv {
+        println!("{name}\t{shape:?}\t{:.4}\t{:.4}", ms(fused), ms(reference));
+        return;
+    }
     println!(
         "{name:<34} {shape:<18} fused {:>9.3} ms   reference {:>9.3} ms   ratio {:>5.2}x",
         ms(fused),
@@ -109,10 +130,17 @@ fn main() {
         "{} does not take the fused path",
         args.device_name
     );
-    println!(
-        "device {} ({:?}), median of {} after {} warm-up runs",
-        args.device_name, args.device, args.iters, args.warmup
-    );
+    let reference = if cfg!(feature = "fusion") {
+        "plain tensor ops under Burn's fusion"
+    } else {
+        "plain tensor ops, one Burn kernel each"
+    };
+    if !args.tsv {
+        println!(
+            "device {} ({:?}), median of {} after {} warm-up runs; reference: {reference}",
+            args.device_name, args.device, args.iters, args.warmup
+        );
+    }
     for &shape in &args.shapes {
         bench_shape(&args, shape);
     }
@@ -138,7 +166,7 @@ fn bench_shape(args: &Args, shape: [usize; 4]) {
             reference::forward_noising(args.0, args.1, args.2, args.3, Target::V)
         }
     };
-    report("noising (v target)", shape, compare(args, || noise(true), || noise(false)));
+    report(args, "noising (v target)", shape, compare(args, || noise(true), || noise(false)));
 
     // 2. The loss, forward only.
     let loss = |fused: bool| {
@@ -148,7 +176,7 @@ fn bench_shape(args: &Args, shape: [usize; 4]) {
             reference::weighted_mse(x0.clone(), eps.clone(), weight.clone())
         }
     };
-    report("weighted mse", shape, compare(args, || loss(true), || loss(false)));
+    report(args, "weighted mse", shape, compare(args, || loss(true), || loss(false)));
 
     // 3. The loss with its backward, on the autodiff device.
     let output = x0.clone().autodiff();
@@ -165,6 +193,7 @@ fn bench_shape(args: &Args, shape: [usize; 4]) {
         output.grad(&grads)
     };
     report(
+        args,
         "weighted mse + backward",
         shape,
         compare(args, || loss_grad(true), || loss_grad(false)),
@@ -189,6 +218,7 @@ fn bench_shape(args: &Args, shape: [usize; 4]) {
         }
     };
     report(
+        args,
         "ddim step (cfg, rescale 0.7, clip)",
         shape,
         compare(args, || sample(&ddim, true), || sample(&ddim, false)),
@@ -198,6 +228,7 @@ fn bench_shape(args: &Args, shape: [usize; 4]) {
     let previous = Some((eps.clone(), 0.8));
     let dpm = step(Update::DpmSolver2M { sigma_ratio: 0.75, coef: 0.3, previous }, 0.0);
     report(
+        args,
         "dpm++2m step (cfg, clip)",
         shape,
         compare(args, || sample(&dpm, true), || sample(&dpm, false)),

@@ -116,15 +116,18 @@ fn noising_reads_strided_inputs() {
 #[test]
 fn loss_matches_the_reference() {
     let device = wgpu();
-    // 256 first-pass units per sample.
-    let shapes = SHAPES.into_iter().chain([[4, 1, 128, 128]]);
+    // The small shapes run in one cube; the last two in two passes (over 2^16 values), with
+    // vectors of 4 and, at an odd sample size, of 1.
+    let shapes = SHAPES.into_iter().chain([[4, 1, 136, 128], [3, 1, 129, 199]]);
     for (k, shape) in shapes.enumerate() {
         let (_, _, weight) = levels(shape[0], &device);
         let output = t4(shape, 30 + k as u64, &device);
         let target = t4(shape, 40 + k as u64, &device);
         let fused = scoregen_kernels::weighted_mse(output.clone(), target.clone(), weight.clone());
         let expected = reference::weighted_mse(output, target, weight);
-        assert_close(fused, expected, 0.0, 1e-6, &format!("loss {shape:?}"));
+        // Both sum up to 77k f32 terms in different orders: rounding drifts like sqrt(n) ulps,
+        // about 2e-5 relative at that size.
+        assert_close(fused, expected, 0.0, 3e-5, &format!("loss {shape:?}"));
     }
 }
 

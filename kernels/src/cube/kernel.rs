@@ -2,6 +2,11 @@
 //! arrays of `batch * per_sample` values; `per_sample = channels * height * width` turns a flat
 //! index into its sample. The per-sample coefficient tensors are `[batch]`.
 //!
+//! The elementwise kernels and the loss's first pass read and write vectors of `N` values
+//! (`Vector<F, N>`, one 16-byte load for `N = 4` in f32), `N` dividing `per_sample` so that a
+//! vector never straddles two samples; their index arithmetic is in vectors (`per_vectors =
+//! per_sample / N`). The per-sample coefficients are read as scalars and broadcast.
+//!
 //! The launch code is in `launch.rs`; the geometry each kernel expects is stated here and there.
 
 use cubecl::prelude::*;
@@ -27,16 +32,16 @@ pub(super) enum StepKind {
 
 /// `x_t = alpha[b] x0 + sigma[b] eps`, and with `write_v` also `v = alpha[b] eps - sigma[b] x0`.
 ///
-/// Geometry: one unit per element, any cube shape (`ABSOLUTE_POS` is the flat index).
+/// Geometry: one unit per vector, any cube shape (`ABSOLUTE_POS` is the flat vector index).
 #[cube(launch_unchecked)]
-pub(super) fn noising_kernel<F: Float>(
-    x0: &Tensor<F>,
-    eps: &Tensor<F>,
+pub(super) fn noising_kernel<F: Float, N: Size>(
+    x0: &Tensor<Vector<F, N>>,
+    eps: &Tensor<Vector<F, N>>,
     alpha: &Tensor<F>,
     sigma: &Tensor<F>,
-    x_t: &mut Tensor<F>,
-    v: &mut Tensor<F>,
-    per_sample: usize,
+    x_t: &mut Tensor<Vector<F, N>>,
+    v: &mut Tensor<Vector<F, N>>,
+    per_vectors: usize,
     #[comptime] write_v: bool,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -44,9 +49,9 @@ pub(super) fn noising_kernel<F: Float>(
         terminate!();
     }
     let i = ABSOLUTE_POS;
-    let b = i / per_sample;
-    let a = alpha[b];
-    let s = sigma[b];
+    let b = i / per_vectors;
+    let a = Vector::new(alpha[b]);
+    let s = Vector::new(sigma[b]);
     let x = x0[i];
     let e = eps[i];
     x_t[i] = x * a + e * s;
@@ -56,19 +61,19 @@ pub(super) fn noising_kernel<F: Float>(
 }
 
 /// Pass 1 of the loss: unit `u` of sample `b` (`b = ABSOLUTE_POS / lanes`,
-/// `u = ABSOLUTE_POS % lanes`) sums `(output - target)^2` over the sample's values
+/// `u = ABSOLUTE_POS % lanes`) sums `(output - target)^2` over the sample's vectors
 /// `u, u + lanes, u + 2 lanes, ...` and writes `partial[ABSOLUTE_POS] = weight[b] * sum`.
 ///
 /// Geometry: one unit per partial (`batch * lanes` of them), any cube shape. No unit waits on
-/// another: neighbouring units read neighbouring values (coalesced on a GPU), and there is no
+/// another: neighbouring units read neighbouring vectors (coalesced on a GPU), and there is no
 /// barrier, the dear part on a CPU driver such as lavapipe.
 #[cube(launch_unchecked)]
-pub(super) fn weighted_sq_err_partial_kernel<F: Float>(
-    output: &Tensor<F>,
-    target: &Tensor<F>,
+pub(super) fn weighted_sq_err_partial_kernel<F: Float, N: Size>(
+    output: &Tensor<Vector<F, N>>,
+    target: &Tensor<Vector<F, N>>,
     weight: &Tensor<F>,
     partial: &mut Tensor<F>,
-    per_sample: usize,
+    per_vectors: usize,
     lanes: usize,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -76,16 +81,21 @@ pub(super) fn weighted_sq_err_partial_kernel<F: Float>(
         terminate!();
     }
     let b = ABSOLUTE_POS / lanes;
-    let base = b * per_sample;
+    let base = b * per_vectors;
 
-    let mut acc = F::new(0.0);
+    let mut acc = Vector::<F, N>::new(F::new(0.0));
     let mut j = ABSOLUTE_POS % lanes;
-    while j < per_sample {
+    while j < per_vectors {
         let d = output[base + j] - target[base + j];
         acc += d * d;
         j += lanes;
     }
-    partial[ABSOLUTE_POS] = acc * weight[b];
+    let mut sum = F::new(0.0);
+    #[unroll]
+    for k in 0..acc.vector_size() {
+        sum += acc.extract(k);
+    }
+    partial[ABSOLUTE_POS] = sum * weight[b];
 }
 
 /// Pass 2 of the loss: `loss[0] = scale * sum(partial)`, with `scale = 1 / (batch * per_sample)`.
@@ -113,18 +123,55 @@ pub(super) fn sum_partials_kernel<F: Float>(
     }
 }
 
+/// The whole loss in one cube, for inputs small enough that a second launch would cost more than
+/// the work: unit `u` sums `weight[b] (output - target)^2` over the vectors `u, u + CUBE_DIM_X,
+/// ...` of the whole batch, and the cube's sum is scaled to the mean.
+///
+/// Geometry: a single cube of `units` units, 1-D.
+#[cube(launch_unchecked)]
+pub(super) fn weighted_mse_one_cube_kernel<F: Float, N: Size>(
+    output: &Tensor<Vector<F, N>>,
+    target: &Tensor<Vector<F, N>>,
+    weight: &Tensor<F>,
+    loss: &mut Tensor<F>,
+    per_vectors: usize,
+    scale: f32,
+    #[comptime] units: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let mut acc = F::new(0.0);
+    let mut j = UNIT_POS_X as usize;
+    while j < output.len() {
+        let d = output[j] - target[j];
+        let sq = d * d;
+        let mut sum = F::new(0.0);
+        #[unroll]
+        for k in 0..sq.vector_size() {
+            sum += sq.extract(k);
+        }
+        acc += sum * weight[j / per_vectors];
+        j += CUBE_DIM_X as usize;
+    }
+
+    let mut shared = Shared::<[F]>::new_slice(units);
+    let total = cube_sum::<F>(acc, &mut shared);
+    if UNIT_POS_X == 0 {
+        loss[0] = total * F::cast_from(scale);
+    }
+}
+
 /// Backward of the loss: `d_output[i] = grad[0] * scale * weight[b] * (output[i] - target[i])`,
 /// with `scale = 2 / (batch * per_sample)`.
 ///
-/// Geometry: one unit per element, any cube shape.
+/// Geometry: one unit per vector, any cube shape.
 #[cube(launch_unchecked)]
-pub(super) fn weighted_mse_grad_kernel<F: Float>(
-    output: &Tensor<F>,
-    target: &Tensor<F>,
+pub(super) fn weighted_mse_grad_kernel<F: Float, N: Size>(
+    output: &Tensor<Vector<F, N>>,
+    target: &Tensor<Vector<F, N>>,
     weight: &Tensor<F>,
     grad: &Tensor<F>,
-    d_output: &mut Tensor<F>,
-    per_sample: usize,
+    d_output: &mut Tensor<Vector<F, N>>,
+    per_vectors: usize,
     scale: f32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -132,7 +179,7 @@ pub(super) fn weighted_mse_grad_kernel<F: Float>(
         terminate!();
     }
     let i = ABSOLUTE_POS;
-    let g = grad[0] * F::cast_from(scale) * weight[i / per_sample];
+    let g = Vector::new(grad[0] * F::cast_from(scale) * weight[i / per_vectors]);
     d_output[i] = g * (output[i] - target[i]);
 }
 
@@ -201,20 +248,20 @@ pub(super) fn guidance_std_ratio_kernel<F: Float>(
 /// `x0`; `c_state`, `c_update` (DDIM: `alpha_next`, `eps_scale`; DPM-Solver++: `sigma_ratio`,
 /// `coef`); `half_inv_r = 0.5 / r` for DPM-Solver++(2M)'s second-order steps.
 ///
-/// Geometry: one unit per element, any cube shape. `ratio` (`[batch]`, from
+/// Geometry: one unit per vector, any cube shape. `ratio` (`[batch]`, from
 /// `guidance_std_ratio_kernel`) is read only when `rescaled`, `uncond` only when `guided`,
 /// `x0_prev` only for `StepKind::DpmSecond`; otherwise any tensor may stand in for them.
 #[allow(clippy::too_many_arguments)]
 #[cube(launch_unchecked)]
-pub(super) fn sampler_step_kernel<F: Float>(
-    x_t: &Tensor<F>,
-    cond: &Tensor<F>,
-    uncond: &Tensor<F>,
+pub(super) fn sampler_step_kernel<F: Float, N: Size>(
+    x_t: &Tensor<Vector<F, N>>,
+    cond: &Tensor<Vector<F, N>>,
+    uncond: &Tensor<Vector<F, N>>,
     ratio: &Tensor<F>,
-    x0_prev: &Tensor<F>,
-    x_next: &mut Tensor<F>,
-    x0_out: &mut Tensor<F>,
-    per_sample: usize,
+    x0_prev: &Tensor<Vector<F, N>>,
+    x_next: &mut Tensor<Vector<F, N>>,
+    x0_out: &mut Tensor<Vector<F, N>>,
+    per_vectors: usize,
     scale: f32,
     rescale: f32,
     alpha: f32,
@@ -231,17 +278,18 @@ pub(super) fn sampler_step_kernel<F: Float>(
     }
     let i = ABSOLUTE_POS;
     let x = x_t[i];
-    let a = F::cast_from(alpha);
-    let s = F::cast_from(sigma);
+    let a = Vector::new(F::cast_from(alpha));
+    let s = Vector::new(F::cast_from(sigma));
+    let one = Vector::new(F::new(1.0));
 
     // 1. Guidance.
     let mut out = cond[i];
     if comptime!(flags.guided) {
         let u = uncond[i];
-        out = u + (out - u) * F::cast_from(scale);
+        out = u + (out - u) * Vector::new(F::cast_from(scale));
         if comptime!(flags.rescaled) {
-            let phi = F::cast_from(rescale);
-            out = out * ratio[i / per_sample] * phi + out * (F::new(1.0) - phi);
+            let phi = Vector::new(F::cast_from(rescale));
+            out = out * Vector::new(ratio[i / per_vectors]) * phi + out * (one - phi);
         }
     }
 
@@ -259,20 +307,20 @@ pub(super) fn sampler_step_kernel<F: Float>(
 
     // 3. Static thresholding.
     if comptime!(flags.clip_x0) {
-        x0 = clamp(x0, F::new(-1.0), F::new(1.0));
-        eps = (x - x0 * a) / F::cast_from(sigma_clip);
+        x0 = clamp(x0, Vector::new(F::new(-1.0)), one);
+        eps = (x - x0 * a) / Vector::new(F::cast_from(sigma_clip));
     }
 
     // 4. The update.
-    let keep = F::cast_from(c_state);
-    let step = F::cast_from(c_update);
+    let keep = Vector::new(F::cast_from(c_state));
+    let step = Vector::new(F::cast_from(c_update));
     if comptime!(flags.kind == StepKind::Ddim) {
         x_next[i] = x0 * keep + eps * step;
     } else if comptime!(flags.kind == StepKind::DpmFirst) {
         x_next[i] = x * keep + x0 * step;
     } else {
-        let k = F::cast_from(half_inv_r);
-        let d = x0 * (F::new(1.0) + k) - x0_prev[i] * k;
+        let k = Vector::new(F::cast_from(half_inv_r));
+        let d = x0 * (one + k) - x0_prev[i] * k;
         x_next[i] = x * keep + d * step;
     }
     x0_out[i] = x0;

@@ -2,12 +2,15 @@
 //! runtime (the runtime is a property of the device).
 //!
 //! Geometry. Elementwise kernels (noising, the loss's backward, the sampler step) run one unit
-//! per element: `CubeDim::new` picks a cube of whole planes, `calculate_cube_count_elemwise`
-//! enough cubes (spread over two axes past the per-axis limit), and the kernels bound-check
-//! `ABSOLUTE_POS`. The loss runs in two passes. In the first, each sample gets `lanes` units
-//! (one unit per `VALUES_PER_UNIT` values, fewer when the partials would pass `MAX_PARTIALS`),
-//! unit `u` summing the sample's values `u, u + lanes, ...`, so neighbouring units read
-//! neighbouring values; no unit waits on another. The second is one 1-D cube of `REDUCE_UNITS`
+//! per vector of `vector_size` values, the largest size the device reads in one go that divides
+//! a sample's value count (4 in f32 for every page size the models use; 1 for odd sizes):
+//! `CubeDim::new` picks a cube of whole planes, `calculate_cube_count_elemwise` enough cubes
+//! (spread over two axes past the per-axis limit), and the kernels bound-check `ABSOLUTE_POS`.
+//! The loss of a batch of at most `ONE_CUBE_VALUES` values runs in one cube, its units striding
+//! through the batch; a larger one in two passes. In the first, each sample gets `lanes` units (one unit per
+//! `VALUES_PER_UNIT` values, fewer when the partials would pass `MAX_PARTIALS`), unit `u`
+//! summing the sample's vectors `u, u + lanes, ...`, so neighbouring units read neighbouring
+//! vectors; no unit waits on another. The second is one 1-D cube of `REDUCE_UNITS`
 //! units (a power of two, lowered to the device's limit) that strides through the partials and
 //! sums in shared memory. The
 //! guidance-rescale statistics run one such cube per sample. Inputs are made contiguous first, as
@@ -24,7 +27,7 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 use super::kernel::{
     StepKind, guidance_std_ratio_kernel, noising_kernel, sampler_step_kernel, sum_partials_kernel,
-    weighted_mse_grad_kernel, weighted_sq_err_partial_kernel,
+    weighted_mse_grad_kernel, weighted_mse_one_cube_kernel, weighted_sq_err_partial_kernel,
 };
 use super::{ScoreKernels, StepParams};
 use crate::reference::Target;
@@ -33,6 +36,9 @@ use crate::reference::Target;
 const REDUCE_UNITS: u32 = 256;
 /// Values summed by one unit in the loss's first pass, at least.
 const VALUES_PER_UNIT: usize = 64;
+/// Values up to which the loss runs in a single cube and launch: below this a second launch
+/// costs more than spreading the work (on lavapipe a launch is ~0.1 ms, the values ~20 us).
+const ONE_CUBE_VALUES: usize = 1 << 16;
 /// Partial sums the loss's second pass (one cube) adds, at most (about).
 const MAX_PARTIALS: usize = 1 << 14;
 
@@ -75,11 +81,21 @@ fn reduce_units(x: &CubeTensor) -> u32 {
     if cap.is_power_of_two() { cap } else { cap.next_power_of_two() >> 1 }
 }
 
-/// One unit per element of `x`.
-fn elementwise(x: &CubeTensor) -> (CubeCount, CubeDim) {
-    let numel = x.shape().num_elements();
-    let cube_dim = CubeDim::new(&x.client, numel);
-    (calculate_cube_count_elemwise(&x.client, numel, cube_dim), cube_dim)
+/// The largest vector size this device loads in one go that divides `per_sample`, so that no
+/// vector straddles two samples. The tensors are contiguous, so every vector is aligned.
+fn vector_size(x: &CubeTensor, per_sample: usize) -> usize {
+    x.client
+        .io_optimized_vector_sizes(x.dtype.size())
+        .filter(|&size| size > 0 && per_sample.is_multiple_of(size))
+        .max()
+        .unwrap_or(1)
+}
+
+/// One unit per vector of `x`.
+fn elementwise(x: &CubeTensor, vector_size: usize) -> (CubeCount, CubeDim) {
+    let units = x.shape().num_elements() / vector_size;
+    let cube_dim = CubeDim::new(&x.client, units);
+    (calculate_cube_count_elemwise(&x.client, units, cube_dim), cube_dim)
 }
 
 impl ScoreKernels for CubeBackend {
@@ -99,7 +115,8 @@ impl ScoreKernels for CubeBackend {
         if x0.shape().num_elements() == 0 {
             return (x_t, if target == Target::X0 { x0 } else { eps });
         }
-        let (count, dim) = elementwise(&x0);
+        let vector = vector_size(&x0, per);
+        let (count, dim) = elementwise(&x0, vector);
         let client = x0.client.clone();
         let dtype = dtype_to_storage_type(x0.dtype);
         let write_v = target == Target::V;
@@ -117,13 +134,14 @@ impl ScoreKernels for CubeBackend {
                 &client,
                 count,
                 dim,
+                vector,
                 x0.into_tensor_arg(),
                 eps.into_tensor_arg(),
                 alpha.into_tensor_arg(),
                 sigma.into_tensor_arg(),
                 x_t.clone().into_tensor_arg(),
                 second.clone().into_tensor_arg(),
-                per,
+                per / vector,
                 write_v,
                 dtype,
             );
@@ -146,12 +164,37 @@ impl ScoreKernels for CubeBackend {
         let dtype = dtype_to_storage_type(output.dtype);
         let units = reduce_units(&output);
 
+        let vector = vector_size(&output, per);
+        let scale = 1.0 / (batch * per) as f32;
+        let loss = empty_like(&output, Shape::new([1]));
+        if batch * per <= ONE_CUBE_VALUES {
+            // SAFETY: every index the kernel reads or writes is below its own guard (see
+            // `kernel.rs`), and the shapes were checked above.
+            unsafe {
+                weighted_mse_one_cube_kernel::launch_unchecked(
+                    &client,
+                    CubeCount::new_1d(1),
+                    CubeDim::new_1d(units),
+                    vector,
+                    output.into_tensor_arg(),
+                    target.into_tensor_arg(),
+                    weight.into_tensor_arg(),
+                    loss.clone().into_tensor_arg(),
+                    per / vector,
+                    scale,
+                    units as usize,
+                    dtype,
+                );
+            }
+            return loss;
+        }
+
         // 1. Per-unit partial sums: `lanes` units per sample, each over about VALUES_PER_UNIT
         //    values (more when the batch is so large that the partials would pass MAX_PARTIALS).
         let per_unit = VALUES_PER_UNIT.max((batch * per).div_ceil(MAX_PARTIALS));
         let lanes = per.div_ceil(per_unit);
         let partial = empty_like(&output, Shape::new([batch * lanes]));
-        let (count, dim) = elementwise(&partial);
+        let (count, dim) = elementwise(&partial, 1);
         // SAFETY: every index the kernel reads or writes is below its own guard (see
         // `kernel.rs`), and the shapes were checked above.
         unsafe {
@@ -159,18 +202,18 @@ impl ScoreKernels for CubeBackend {
                 &client,
                 count,
                 dim,
+                vector,
                 output.into_tensor_arg(),
                 target.into_tensor_arg(),
                 weight.into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
-                per,
+                per / vector,
                 lanes,
                 dtype,
             );
         }
 
         // 2. The partials' sum in one cube, scaled to the mean over samples and values.
-        let loss = empty_like(&partial, Shape::new([1]));
         // SAFETY: every index the kernel reads or writes is below its own guard (see
         // `kernel.rs`), and the shapes were checked above.
         unsafe {
@@ -180,7 +223,7 @@ impl ScoreKernels for CubeBackend {
                 CubeDim::new_1d(units),
                 partial.into_tensor_arg(),
                 loss.clone().into_tensor_arg(),
-                1.0 / (batch * per) as f32,
+                scale,
                 units as usize,
                 dtype,
             );
@@ -205,7 +248,8 @@ impl ScoreKernels for CubeBackend {
         if numel == 0 {
             return d_output;
         }
-        let (count, dim) = elementwise(&output);
+        let vector = vector_size(&output, per);
+        let (count, dim) = elementwise(&output, vector);
         let client = output.client.clone();
         let dtype = dtype_to_storage_type(output.dtype);
         // SAFETY: every index the kernel reads or writes is below its own guard (see
@@ -215,12 +259,13 @@ impl ScoreKernels for CubeBackend {
                 &client,
                 count,
                 dim,
+                vector,
                 output.into_tensor_arg(),
                 target.into_tensor_arg(),
                 weight.into_tensor_arg(),
                 grad.into_tensor_arg(),
                 d_output.clone().into_tensor_arg(),
-                per,
+                per / vector,
                 2.0 / numel as f32,
                 dtype,
             );
@@ -279,8 +324,9 @@ impl ScoreKernels for CubeBackend {
             cond.clone()
         };
 
-        // 2. The step, one unit per element.
-        let (count, dim) = elementwise(&x_t);
+        // 2. The step, one unit per vector.
+        let vector = vector_size(&x_t, per);
+        let (count, dim) = elementwise(&x_t, vector);
         // SAFETY: every index the kernel reads or writes is below its own guard (see
         // `kernel.rs`), and the shapes were checked above.
         unsafe {
@@ -288,6 +334,7 @@ impl ScoreKernels for CubeBackend {
                 &client,
                 count,
                 dim,
+                vector,
                 x_t.into_tensor_arg(),
                 cond.into_tensor_arg(),
                 uncond.into_tensor_arg(),
@@ -295,7 +342,7 @@ impl ScoreKernels for CubeBackend {
                 x0_prev.into_tensor_arg(),
                 x_next.clone().into_tensor_arg(),
                 x0.clone().into_tensor_arg(),
-                per,
+                per / vector,
                 params.scale,
                 params.rescale,
                 params.alpha,

@@ -5,8 +5,11 @@
 //! `Autodiff` implementation with the loss's backward. The `#[backend_extension]` macro writes the
 //! `Dispatch` implementation that routes a tensor on a cube device to them.
 //!
-//! Burn's `fusion` feature must stay off in the build: with it, `burn::backend::Cube` becomes
-//! `Fusion<CubeBackend>`, which this extension does not implement (the build then fails).
+//! With the crate's `fusion` feature (Burn's fusion on), `burn::backend::Cube` is
+//! `Fusion<CubeBackend>`: the macro then also writes a lazy implementation for `Fusion<B>` that
+//! records each kernel in the fusion stream as an opaque custom operation, from the output shapes
+//! given by the `#[fusion(...)]` attributes, and runs the `CubeBackend` launch when the stream
+//! executes. Burn's fusion fuses the plain-tensor operations around them.
 
 mod autodiff;
 mod kernel;
@@ -33,10 +36,11 @@ pub struct StepParams {
 }
 
 /// The fused operations, per backend.
-#[backend_extension(Cube, Autodiff)]
+#[backend_extension(Cube, Autodiff, Fusion: cfg(feature = "fusion"))]
 pub trait ScoreKernels: Backend {
     /// `(x_t, target)`. Shapes: `x0`, `eps` and both outputs `[batch, channels, height,
     /// width]`; `alpha`, `sigma` `[batch]`.
+    #[fusion(meta = |x0, _eps, _alpha, _sigma, _target| (x0.clone(), x0.clone()))]
     fn fused_noising(
         x0: FloatTensor<Self>,
         eps: FloatTensor<Self>,
@@ -47,6 +51,7 @@ pub trait ScoreKernels: Backend {
 
     /// The loss, `[1]`. Shapes: `output`, `target` `[batch, channels, height, width]`; `weight`
     /// `[batch]`.
+    #[fusion(dtype = output, shape = burn::tensor::Shape::new([1]))]
     fn fused_weighted_mse(
         output: FloatTensor<Self>,
         target: FloatTensor<Self>,
@@ -54,6 +59,7 @@ pub trait ScoreKernels: Backend {
     ) -> FloatTensor<Self>;
 
     /// The loss's gradient with respect to `output`, given the upstream gradient `grad` (`[1]`).
+    #[fusion(dtype = output, shape = output)]
     fn fused_weighted_mse_grad(
         output: FloatTensor<Self>,
         target: FloatTensor<Self>,
@@ -63,6 +69,7 @@ pub trait ScoreKernels: Backend {
 
     /// `(x_next, x0)` of one sampler step. `uncond` and `x0_prev` are read only when `params`
     /// says so; all tensors are `[batch, channels, height, width]`.
+    #[fusion(meta = |x_t, _cond, _uncond, _x0_prev, _params| (x_t.clone(), x_t.clone()))]
     fn fused_sampler_step(
         x_t: FloatTensor<Self>,
         cond: FloatTensor<Self>,
