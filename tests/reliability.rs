@@ -469,3 +469,29 @@ fn a_full_disk_during_training_leaves_no_partial_checkpoint() {
     let left = files_under(&disk.path);
     assert!(left.iter().all(|f| !f.contains(".partial")), "{left:?}");
 }
+
+#[test]
+fn a_checkpoint_carries_its_guidance_default_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = checkpoint_copy(dir.path(), "ckpt");
+    edit(&copy.join("config.json"), "\"prediction\"", "\"guidance\": 1.5,\n  \"prediction\"");
+    let run = |extra: &[&str], page: &str| {
+        let out = dir.path().join(page);
+        let mut args = vec!["generate", PROMPT, "--checkpoint", copy.to_str().unwrap()];
+        args.extend_from_slice(&["--steps", "1", "--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let output = scoregen(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    };
+    assert!(run(&[], "a.png").contains("guidance 1.5,"));
+    assert!(run(&["--guidance", "4"], "b.png").contains("guidance 4,"));
+
+    // Out of range in the file is the file's error.
+    edit(&copy.join("config.json"), "\"guidance\": 1.5", "\"guidance\": 31");
+    let out = dir.path().join("c.png");
+    let args = ["-q", "generate", PROMPT, "--checkpoint", copy.to_str().unwrap()];
+    let mut args = args.to_vec();
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    one_line_error(&args, 2, &["guidance 31", "0..=30"]);
+}

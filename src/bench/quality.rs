@@ -42,7 +42,10 @@ pub fn sampler_table(
             let options = Options {
                 sampler,
                 steps,
-                guidance: Guidance::default(),
+                guidance: Guidance {
+                    scale: loaded.config.guidance.unwrap_or(Guidance::default().scale),
+                    ..Guidance::default()
+                },
                 width: size.0,
                 height: size.1,
                 seed: 0,

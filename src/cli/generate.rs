@@ -48,9 +48,10 @@ pub struct GenerateArgs {
     /// Sampler steps (network evaluations; Heun uses two per step).
     #[arg(long, allow_negative_numbers = true, default_value_t = 20)]
     pub steps: usize,
-    /// Classifier-free guidance scale (1: the conditional model alone).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 3.0)]
-    pub guidance: f64,
+    /// Classifier-free guidance scale (1: the conditional model alone). Default: the scale
+    /// stored with the checkpoint (`guidance` in its config.json), else 3.
+    #[arg(long, allow_negative_numbers = true)]
+    pub guidance: Option<f64>,
     /// Guidance rescale phi in [0, 1] (arXiv 2305.08891).
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub guidance_rescale: f64,
@@ -182,7 +183,10 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
     let options = Options {
         sampler,
         steps: args.steps,
-        guidance: Guidance { scale: args.guidance, rescale: args.guidance_rescale },
+        guidance: Guidance {
+            scale: args.guidance.or(loaded.config.guidance).unwrap_or(Guidance::default().scale),
+            rescale: args.guidance_rescale,
+        },
         width,
         height,
         seed,

@@ -29,6 +29,10 @@ pub struct ModelConfig {
     pub page_width: usize,
     /// Page height the model generates by default, in pixels.
     pub page_height: usize,
+    /// The guidance scale the model samples best at, measured after training: `generate`'s
+    /// default for this checkpoint (`None`: the tool's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f64>,
 }
 
 impl ModelConfig {
@@ -51,6 +55,7 @@ impl ModelConfig {
             prediction: Prediction::V,
             page_width,
             page_height,
+            guidance: None,
         }
     }
 
@@ -88,6 +93,13 @@ impl ModelConfig {
             return Err(crate::Error::input(format!(
                 "model config: text.heads {} does not divide text.dim {}",
                 self.text.heads, self.text.dim
+            )));
+        }
+        if let Some(scale) = self.guidance
+            && !(0.0..=30.0).contains(&scale)
+        {
+            return Err(crate::Error::input(format!(
+                "model config: guidance {scale} is outside 0..=30"
             )));
         }
         Ok(())
