@@ -427,7 +427,8 @@ fn init_seed(config: &TrainConfig) -> u64 {
 }
 
 /// Vocabulary, model configuration, weights and EMA weights of a checkpoint that a
-/// fine-tuning run starts from. The checkpoint's network and vocabulary are kept; the run's
+/// fine-tuning run starts from (the raw weights from the EMA ones where a folder, such as a
+/// shipped model, has no others). The checkpoint's network and vocabulary are kept; the run's
 /// schedule, prediction and page size apply from here on.
 fn initialised_from(
     config: &TrainConfig,
@@ -451,10 +452,14 @@ fn initialised_from(
     model_config.page_height = page_height;
     model_config.validate()?;
 
+    // A shipped model folder holds only the EMA weights: training then continues from them.
+    let raw = folder.join(crate::checkpoint::files::RAW);
+    let ema_file = folder.join(crate::checkpoint::files::EMA);
     let mut model = model_config.init_seeded(init_seed(config), device);
-    crate::checkpoint::load_weights(&mut model, &folder.join(crate::checkpoint::files::RAW))?;
+    let start = if raw.exists() { &raw } else { &ema_file };
+    crate::checkpoint::load_weights(&mut model, start)?;
     let mut ema = model.valid();
-    crate::checkpoint::load_weights(&mut ema, &folder.join(crate::checkpoint::files::EMA))?;
+    crate::checkpoint::load_weights(&mut ema, &ema_file)?;
     Ok((tokenizer, model_config, model, ema))
 }
 

@@ -147,6 +147,22 @@ fn fine_tuning_starts_from_the_checkpoint_weights() {
     .unwrap();
     assert!(probe(fresh.model()) != probe(first.model()), "a fresh seed-7 model differs");
 
+    // A folder with EMA weights only (a shipped model) starts both from them.
+    let shipped = b.path().join("shipped");
+    std::fs::create_dir(&shipped).unwrap();
+    for file in ["config.json", "tokenizer.json", crate::checkpoint::files::EMA] {
+        std::fs::copy(folder.join(file), shipped.join(file)).unwrap();
+    }
+    let from_ema = Trainer::new(
+        TrainConfig { init_from: Some(shipped), out: b.path().join("from-ema"), ..tuned.clone() },
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(probe(first.model()) != probe(first.ema()), "two steps moved the EMA off the weights");
+    assert!(probe(from_ema.model()) == probe(first.ema()), "raw weights start from the EMA");
+    assert!(probe(from_ema.ema()) == probe(first.ema()));
+
     let other = TrainConfig { preset: Preset::Small, out: b.path().join("small"), ..tuned };
     let err = Trainer::new(other, false, &mut Quiet).err().expect("refused");
     assert!(err.is_input() && err.to_string().contains("`init_from`"), "{err}");
