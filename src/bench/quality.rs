@@ -42,10 +42,7 @@ pub fn sampler_table(
             let options = Options {
                 sampler,
                 steps,
-                guidance: Guidance {
-                    scale: loaded.config.guidance.unwrap_or(Guidance::default().scale),
-                    ..Guidance::default()
-                },
+                guidance: Guidance { scale: loaded.config.guidance_scale(), ..Guidance::default() },
                 width: size.0,
                 height: size.1,
                 seed: 0,

@@ -184,7 +184,7 @@ pub fn run(args: &GenerateArgs, device: DeviceSpec, quiet: bool) -> anyhow::Resu
         sampler,
         steps: args.steps,
         guidance: Guidance {
-            scale: args.guidance.or(loaded.config.guidance).unwrap_or(Guidance::default().scale),
+            scale: args.guidance.unwrap_or_else(|| loaded.config.guidance_scale()),
             rescale: args.guidance_rescale,
         },
         width,

@@ -59,6 +59,12 @@ impl ModelConfig {
         }
     }
 
+    /// The guidance scale to sample at when none is asked for: the model's own, else the
+    /// tool's default.
+    pub fn guidance_scale(&self) -> f64 {
+        self.guidance.unwrap_or(crate::diffusion::Guidance::default().scale)
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
         let check = |field: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
