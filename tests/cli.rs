@@ -86,8 +86,17 @@ fn train_then_generate_then_eval() {
         ),
     )
     .unwrap();
-    let output = scoregen(&["-q", "train", "--config", config.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    // Standard error is a pipe here, so the progress bar draws nothing and the run says
+    // what it does in plain lines instead.
+    let output = scoregen(&["train", "--config", config.to_str().unwrap()]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    for expected in ["training from step 0 with seed", "\"preset\": \"tiny\"", "step 3/3 loss "] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(
+        err.contains(&format!("checkpoint {}", run.join("checkpoints/step-00000003").display()))
+    );
     let checkpoint = run.join("checkpoints/step-00000003");
     assert!(checkpoint.join("ema.safetensors").is_file() && run.join("loss.png").is_file());
 

@@ -103,7 +103,7 @@ fn out_of_range_values_name_the_value_and_range_and_exit_two() {
     let out = dir.path().join("pages");
     let (ckpt, out_arg) = (checkpoint().to_str().unwrap(), out.to_str().unwrap());
     // (extra arguments, parts the message must contain)
-    let generate: [(&[&str], &[&str]); 12] = [
+    let generate: [(&[&str], &[&str]); 13] = [
         (&["--steps", "0"], &["steps 0", "1..=1000"]),
         (&["--steps", "1001"], &["steps 1001", "1..=1000"]),
         (&["--guidance=-1"], &["guidance -1", "0..=30"]),
@@ -112,6 +112,7 @@ fn out_of_range_values_name_the_value_and_range_and_exit_two() {
         (&["--guidance-rescale", "2"], &["rescale 2", "0..=1"]),
         (&["--size", "30x45"], &["30x45", "multiples of 4"]),
         (&["--size", "0x48"], &["0x48", "positive multiples of 4"]),
+        (&["--size", "64x100000"], &["64x100000", "at most 8192"]),
         (&["--count", "0"], &["--count", "at least 1"]),
         (&["--batch", "0"], &["--batch", "at least 1"]),
         (&["--strength", "0"], &["--strength 0", "(0, 1]"]),

@@ -83,9 +83,23 @@ impl TrainArgs {
     }
 }
 
-/// Draws the run as a progress bar with loss, rate and ETA.
+/// Draws the run as a progress bar with loss, rate and ETA. Where standard error is not a
+/// terminal (a run under `nohup`, output sent to a file), the bar draws nothing, so its lines
+/// and one line per logged step are written plainly instead.
 struct Bar {
     bar: ProgressBar,
+    plain: bool,
+    log_every: usize,
+}
+
+impl Bar {
+    fn line(&self, message: String) {
+        if self.plain {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
+    }
 }
 
 impl Observer for Bar {
@@ -107,19 +121,28 @@ impl Observer for Bar {
     }
 
     fn step(&mut self, record: &LogRecord) {
-        self.bar.set_position(record.step as u64);
-        self.bar.set_message(format!(
+        let summary = format!(
             "{:.4} lr {:.2e} {:.2} img/s",
             record.loss, record.learning_rate, record.images_per_second
-        ));
+        );
+        let total = self.bar.length().unwrap_or(0);
+        if self.plain && (record.step.is_multiple_of(self.log_every) || record.step as u64 == total)
+        {
+            eprintln!(
+                "step {}/{total} loss {summary} [{:.0} s]",
+                record.step, record.elapsed_seconds
+            );
+        }
+        self.bar.set_position(record.step as u64);
+        self.bar.set_message(summary);
     }
 
     fn checkpoint(&mut self, path: &std::path::Path) {
-        self.bar.println(format!("checkpoint {}", path.display()));
+        self.line(format!("checkpoint {}", path.display()));
     }
 
     fn report(&mut self, path: &std::path::Path) {
-        self.bar.println(format!("samples {}", path.display()));
+        self.line(format!("samples {}", path.display()));
     }
 }
 
@@ -134,10 +157,11 @@ pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
     let seed = config.seed;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.enable_steady_tick(Duration::from_millis(500));
-    let mut observer = Bar { bar };
+    let plain = !quiet && bar.is_hidden();
+    let mut observer = Bar { bar, plain, log_every: config.log_every };
     let mut trainer = Trainer::new(config, args.resume, &mut observer)?;
     if !quiet {
-        observer.bar.println(format!(
+        observer.line(format!(
             "training from step {} with seed {seed} and config:\n{json}",
             trainer.step()
         ));

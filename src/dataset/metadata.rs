@@ -45,15 +45,7 @@ impl Metadata {
     /// Parses the text of a `metadata.json`; the error names the record and field, and a
     /// repeated work id or field names the id and the line it repeats on.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let value = Checked { depth: 0, record: String::new() }
-            .deserialize(&mut deserializer)
-            .and_then(|value| deserializer.end().map(|()| value))
-            .map_err(|e| match e.classify() {
-                // A duplicate found by `Checked`: serde_json has added the line and column.
-                serde_json::error::Category::Data => e.to_string(),
-                _ => format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
-            })?;
+        let value = parse_unique_keys(text, "work id")?;
         let mut works = BTreeMap::new();
         match value {
             Value::Object(map) => {
@@ -112,14 +104,32 @@ impl Metadata {
     }
 }
 
+/// Parses JSON text like `serde_json::from_str::<Value>`, but refuses a key repeated within
+/// one object instead of keeping the last. A top-level key is named in the error as
+/// `top_key` ("work id": a repeated top-level key is a repeated work id); a key one level down
+/// as a field of its record. Errors carry the line and column.
+pub(crate) fn parse_unique_keys(text: &str, top_key: &'static str) -> Result<Value, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Checked { depth: 0, record: String::new(), top_key }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|e| match e.classify() {
+            // A duplicate found by `Checked`: serde_json has added the line and column.
+            serde_json::error::Category::Data => e.to_string(),
+            _ => format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+        })
+}
+
 /// Reads a JSON value like `serde_json::Value` does, but refuses a key repeated within one
-/// object instead of keeping the last: at the top level that is a repeated work id, one
+/// object instead of keeping the last: at the top level that is a repeated `top_key`, one
 /// level down a field repeated within a record.
 struct Checked {
     /// 0 for the whole file, 1 for a record, more inside a record's fields.
     depth: usize,
     /// How a record (depth 1) is named in errors: "record `W1`" or "record 3".
     record: String,
+    /// What a top-level key is, for errors.
+    top_key: &'static str,
 }
 
 impl<'de> DeserializeSeed<'de> for Checked {
@@ -170,7 +180,8 @@ impl<'de> Visitor<'de> for Checked {
         loop {
             let record =
                 if self.depth == 0 { format!("record {}", items.len()) } else { String::new() };
-            match seq.next_element_seed(Checked { depth: self.depth + 1, record })? {
+            let item = Checked { depth: self.depth + 1, record, top_key: self.top_key };
+            match seq.next_element_seed(item)? {
                 Some(item) => items.push(item),
                 None => return Ok(Value::Array(items)),
             }
@@ -182,13 +193,14 @@ impl<'de> Visitor<'de> for Checked {
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
                 return Err(de::Error::custom(match self.depth {
-                    0 => format!("duplicate work id `{key}`"),
+                    0 => format!("duplicate {} `{key}`", self.top_key),
                     1 => format!("{}: field `{key}` appears twice", self.record),
                     _ => format!("key `{key}` appears twice"),
                 }));
             }
             let record = if self.depth == 0 { format!("record `{key}`") } else { String::new() };
-            let value = map.next_value_seed(Checked { depth: self.depth + 1, record })?;
+            let item = Checked { depth: self.depth + 1, record, top_key: self.top_key };
+            let value = map.next_value_seed(item)?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))

@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 
 /// Parses a `metadata.json` file into its records.
 pub fn parse_metadata_json(text: &str) -> Result<Vec<WorkMetadata>> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Error::input(format!("metadata.json: invalid JSON ({e})")))?;
+    // Repeated keys are refused, not resolved by keeping the last: a repeated score id would
+    // drop a record, a repeated field one of two values, and nothing tells which is right.
+    let value = crate::dataset::metadata::parse_unique_keys(text, "score id or field")
+        .map_err(|e| Error::input(format!("metadata.json: {e}")))?;
     records_from_value(&value)
 }
 
@@ -138,6 +140,11 @@ mod tests {
             ),
             ("\"text\"", "expected an object"),
             ("{\"Key\": ", "invalid JSON"),
+            (
+                "{\"s1\": {\"Key\": \"C\"},\n \"s1\": {\"Key\": \"D\"}}",
+                "duplicate score id or field `s1` at line 2",
+            ),
+            ("[{\"Key\": \"C\", \"Key\": \"D\"}]", "record 0: field `Key` appears twice"),
         ];
         for (text, expected) in cases {
             let err = parse_metadata_json(text).unwrap_err();

@@ -265,7 +265,8 @@ impl Trainer {
     }
 
     /// Writes the loss curve (`loss.png`) and a sheet of pages from fixed prompts and seeds
-    /// made with the EMA weights (`samples-step-N.png`); returns both paths.
+    /// made with the EMA weights at the model's guidance scale (`samples-step-N.png`); returns
+    /// both paths.
     pub fn write_report(&self) -> Result<(PathBuf, PathBuf)> {
         let out = &self.config.out;
         let loss = out.join("loss.png");
@@ -281,7 +282,10 @@ impl Trainer {
         let options = crate::sample::Options {
             sampler: crate::diffusion::SamplerKind::DpmSolver2M,
             steps: self.config.sample_steps,
-            guidance: crate::diffusion::Guidance::default(),
+            guidance: crate::diffusion::Guidance {
+                scale: self.model_config.guidance_scale(),
+                ..Default::default()
+            },
             width: self.model_config.page_width,
             height: self.model_config.page_height,
             seed: 0,

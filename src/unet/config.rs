@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Longest page side, in pixels, that sampling and training accept: 16 times the shipped
+/// model's page width, far past any page a CPU or a single GPU samples in reasonable time.
+pub const MAX_PAGE_SIDE: usize = 8192;
+
 /// Shape of the denoising UNet. Saved as `config.json` beside every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,13 +163,20 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Checks that a page of `width` x `height` fits the network.
+    /// Checks that a page of `width` x `height` fits the network: both sides positive
+    /// multiples of [`UNetConfig::size_multiple`] and at most [`MAX_PAGE_SIDE`].
     pub fn check_size(&self, width: usize, height: usize) -> Result<()> {
         let m = self.size_multiple();
         if width == 0 || height == 0 || !width.is_multiple_of(m) || !height.is_multiple_of(m) {
             return Err(Error::input(format!(
                 "page size {width}x{height} does not fit this model: both sides must be \
                  positive multiples of {m}"
+            )));
+        }
+        if width.max(height) > MAX_PAGE_SIDE {
+            return Err(Error::input(format!(
+                "page size {width}x{height} is too large: each side must be at most \
+                 {MAX_PAGE_SIDE} px"
             )));
         }
         Ok(())
@@ -190,5 +201,13 @@ mod tests {
     fn bad_sizes_name_the_multiple() {
         let err = Preset::Small.config().check_size(500, 720).unwrap_err().to_string();
         assert!(err.contains("500x720") && err.contains("multiples of 16"), "{err}");
+    }
+
+    #[test]
+    fn sizes_stop_at_the_longest_side() {
+        let config = Preset::Small.config();
+        config.check_size(MAX_PAGE_SIDE, 512).unwrap();
+        let err = config.check_size(512, MAX_PAGE_SIDE + 16).unwrap_err().to_string();
+        assert!(err.contains("too large") && err.contains("at most 8192"), "{err}");
     }
 }
