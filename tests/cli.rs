@@ -79,7 +79,8 @@ fn train_then_generate_then_eval() {
         &config,
         format!(
             r#"{{"preset": "tiny", "data": "{}", "out": "{}", "steps": 3, "batch_size": 2,
-               "checkpoint_every": 3, "sample_steps": 2, "cache_dir": "{}"}}"#,
+               "checkpoint_every": 3, "sample_steps": 2, "cache_dir": "{}",
+               "held_out_every": 3, "held_out_pages": 4}}"#,
             mini(),
             run.display(),
             cache.display()
@@ -91,7 +92,12 @@ fn train_then_generate_then_eval() {
     let output = scoregen(&["train", "--config", config.to_str().unwrap()]);
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
-    for expected in ["training from step 0 with seed", "\"preset\": \"tiny\"", "step 3/3 loss "] {
+    for expected in [
+        "training from step 0 with seed",
+        "\"preset\": \"tiny\"",
+        "step 3/3 loss ",
+        "step 3: held-out loss ",
+    ] {
         assert!(err.contains(expected), "{expected}: {err}");
     }
     assert!(
@@ -99,6 +105,26 @@ fn train_then_generate_then_eval() {
     );
     let checkpoint = run.join("checkpoints/step-00000003");
     assert!(checkpoint.join("ema.safetensors").is_file() && run.join("loss.png").is_file());
+
+    // The held-out loss logged at the last step is the one `eval --checkpoint` measures on
+    // the same pages: the same inputs and the same EMA weights.
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    let logged = last["held_out"]["mean"].as_f64().expect("a held-out loss in the log");
+    let held_out = dir.path().join("held-out.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_scoregen"))
+        .args(["eval", "--checkpoint", checkpoint.to_str().unwrap(), "--data", &mini()])
+        .args(["--held-out-pages", "4", "--json", held_out.to_str().unwrap()])
+        .env("SCOREGEN_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let measured: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&held_out).unwrap()).unwrap();
+    assert_eq!(measured["pages"], 4);
+    assert_eq!(measured["by_timestep"].as_array().unwrap().len(), 5);
+    let mean = measured["mean"].as_f64().unwrap();
+    assert!((mean - logged).abs() < 1e-6 * logged, "{mean} against the logged {logged}");
 
     let pages = dir.path().join("pages");
     let args = [

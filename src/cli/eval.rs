@@ -1,18 +1,23 @@
 //! `scoregen eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::backend::DeviceSpec;
+use crate::checkpoint::Weights;
+use crate::dataset::Split;
 use crate::error::Error;
 use crate::eval::report::{encode_report_png, evaluate_against, extremes_sheet};
 use crate::fsutil::write_atomic;
+use crate::train::held_out::HeldOut;
 
 /// Arguments of `scoregen eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Folder of pages to score.
-    pub pages: PathBuf,
+    #[arg(required_unless_present = "checkpoint")]
+    pub pages: Option<PathBuf>,
     /// Folder of real pages to compare with.
     #[arg(long)]
     pub reference: Option<PathBuf>,
@@ -25,10 +30,68 @@ pub struct EvalArgs {
     /// Where to write a PNG of the worst and best pages with their detected staves.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Measure this checkpoint's held-out loss: the score-matching loss of its EMA weights
+    /// on whole pages of --data's --split at fixed noise levels and noise (the same inputs
+    /// for every checkpoint, so two can be compared).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: the data set (default: the bundled mini set).
+    #[arg(long, requires = "checkpoint")]
+    pub data: Option<PathBuf>,
+    /// With --checkpoint: the split measured.
+    #[arg(long, value_enum, default_value = "val", requires = "checkpoint")]
+    pub split: Split,
+    /// With --checkpoint: pages of the split measured, at most.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..), requires = "checkpoint")]
+    pub held_out_pages: u32,
+    /// With --checkpoint: pages per network call.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..), requires = "checkpoint")]
+    pub batch: u32,
 }
 
 /// Runs `scoregen eval`.
-pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+pub fn run(args: &EvalArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    if let Some(checkpoint) = &args.checkpoint {
+        held_out(args, checkpoint, device)?;
+    }
+    if let Some(pages) = &args.pages {
+        score_pages(args, pages)?;
+    }
+    Ok(())
+}
+
+/// The held-out loss of a checkpoint, printed and written to --json.
+fn held_out(args: &EvalArgs, checkpoint: &Path, device: DeviceSpec) -> anyhow::Result<()> {
+    let burn_device = device.device()?;
+    let model = crate::checkpoint::load(checkpoint, Weights::Ema, &burn_device)?;
+    let data = args.data.clone().unwrap_or_else(crate::dataset::bundled_mini);
+    let size = (model.config.page_width, model.config.page_height);
+    let pages = HeldOut::load(
+        &data,
+        args.split,
+        size,
+        &crate::dataset::default_cache_root(),
+        args.held_out_pages as usize,
+    )?;
+    let loss = pages.loss(&model, args.batch as usize, &burn_device)?;
+    println!(
+        "held-out loss of {}: {:.5} over {} {} pages ({})",
+        checkpoint.display(),
+        loss.mean,
+        loss.pages,
+        args.split.name(),
+        super::train::by_timestep(&loss)
+    );
+    if args.pages.is_none() {
+        let json = serde_json::to_string_pretty(&loss).expect("a held-out loss serialises");
+        write_atomic(&args.json, json.as_bytes())?;
+        println!("wrote {}", args.json.display());
+    }
+    Ok(())
+}
+
+/// Scores a folder of pages.
+fn score_pages(args: &EvalArgs, pages: &Path) -> anyhow::Result<()> {
     let prompts = match &args.prompts {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -36,7 +99,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let report = evaluate_against(&args.pages, args.reference.as_deref(), prompts.as_deref())?;
+    let report = evaluate_against(pages, args.reference.as_deref(), prompts.as_deref())?;
     let s = &report.summary;
     let t = &report.timing;
     println!(

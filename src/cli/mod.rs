@@ -81,8 +81,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  scoregen bench --presets tiny,small --batch 1,4")]
     Bench(BenchArgs),
     /// Score how much generated pages read as scores.
-    #[command(after_help = "Example:\n  scoregen eval samples/ --reference \
-                            datasets/musicscore-mini/test")]
+    #[command(after_help = "Examples:\n  scoregen eval samples/ --reference \
+                            datasets/musicscore-mini/test\n  scoregen eval --checkpoint \
+                            checkpoints/small --json held-out.json")]
     Eval(EvalArgs),
 }
 
@@ -106,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(args) => dataset::run(args, quiet),
         Command::Ingest(args) => ingest::run(args, quiet),
         Command::Bench(args) => bench::run(args, device, quiet),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(args, device),
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::DeviceSpec;
+use crate::train::held_out::HeldOutLoss;
 use crate::train::{LogRecord, Observer, TrainConfig, Trainer};
 use crate::unet::Preset;
 
@@ -135,6 +136,15 @@ impl Observer for Bar {
         }
         self.bar.set_position(record.step as u64);
         self.bar.set_message(summary);
+        if let Some(held_out) = &record.held_out {
+            self.line(format!(
+                "step {}: held-out loss {:.4} over {} pages ({})",
+                record.step,
+                held_out.mean,
+                held_out.pages,
+                by_timestep(held_out)
+            ));
+        }
     }
 
     fn checkpoint(&mut self, path: &std::path::Path) {
@@ -144,6 +154,13 @@ impl Observer for Bar {
     fn report(&mut self, path: &std::path::Path) {
         self.line(format!("samples {}", path.display()));
     }
+}
+
+/// "t 50: 0.0123, t 250: ..." for a held-out loss.
+pub(super) fn by_timestep(loss: &HeldOutLoss) -> String {
+    let parts: Vec<String> =
+        loss.by_timestep.iter().map(|l| format!("t {}: {:.4}", l.t, l.loss)).collect();
+    parts.join(", ")
 }
 
 fn style(template: &str) -> ProgressStyle {

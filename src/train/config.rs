@@ -75,6 +75,11 @@ pub struct TrainConfig {
     pub sample_every: usize,
     /// Sampler steps for sample sheets.
     pub sample_steps: usize,
+    /// Steps between measurements of the held-out loss of the EMA weights (see
+    /// [`super::held_out`]), logged in `log.jsonl` and drawn on the loss curve; 0: never.
+    pub held_out_every: usize,
+    /// Pages of the validation split the held-out loss is measured on, at most.
+    pub held_out_pages: usize,
     /// Compute devices for data-parallel training (`cpu`, `cuda:0`, ...).
     pub devices: Vec<String>,
     /// Where prepared pages are cached (default: `$SCOREGEN_CACHE` or `~/.cache/scoregen`).
@@ -117,6 +122,8 @@ impl Default for TrainConfig {
             log_every: 10,
             sample_every: 0,
             sample_steps: 20,
+            held_out_every: 0,
+            held_out_pages: 32,
             devices: vec!["cpu".to_string()],
             cache_dir: None,
             init_from: None,
@@ -186,6 +193,9 @@ impl TrainConfig {
                 "checkpoint_every",
                 "checkpoint_every, log_every and keep_checkpoints must be at least 1".into(),
             );
+        }
+        if self.held_out_every > 0 && self.held_out_pages == 0 {
+            return fail("held_out_pages", "must be at least 1 when held_out_every is set".into());
         }
         if self.max_tokens == 0 {
             return fail("max_tokens", "must be at least 1".into());

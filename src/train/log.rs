@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::held_out::HeldOutLoss;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
@@ -22,6 +23,9 @@ pub struct LogRecord {
     pub images_per_second: f64,
     /// Seconds since the run (or resume) started.
     pub elapsed_seconds: f64,
+    /// The held-out loss of the EMA weights after this step, on the steps it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutLoss>,
 }
 
 /// An append-only log file.

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod checkpoints;
 pub mod config;
 pub mod ema;
+pub mod held_out;
 mod log;
 pub mod plot;
 
@@ -26,13 +27,14 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::DeviceSpec;
 use crate::dataset::{DataSet, PageCache, Split, default_cache_root};
-use crate::diffusion::Schedule;
+use crate::diffusion::{LossWeighting, Schedule};
 use crate::error::{Error, Result};
 use crate::text::{Tokenizer, ids_tensor};
 use crate::unet::score_model::coordinate_channels;
 use crate::unet::{ModelConfig, ScoreModel};
 use batch::{Batcher, Sample};
 pub use config::TrainConfig;
+use held_out::{HeldOut, HeldOutLoss};
 pub use log::{LogRecord, StepLog, read as read_log};
 
 /// The prompts of every sample sheet, one page each (seeds 0 to 3).
@@ -75,6 +77,8 @@ pub struct Trainer {
     batcher: Batcher,
     step: usize,
     log: StepLog,
+    /// The validation pages, when the run measures the held-out loss.
+    held_out: Option<HeldOut>,
 }
 
 /// Parses the configured device names into autodiff devices.
@@ -113,11 +117,19 @@ impl Trainer {
             tracing::warn!("{} pages skipped while preparing the data", preparation.skipped.len());
         }
 
+        let held_out = if config.held_out_every > 0 {
+            let pages = config.held_out_pages;
+            Some(HeldOut::load(&config.data, Split::Val, (width, height), &cache_root, pages)?)
+        } else {
+            None
+        };
+
         let latest = if resume { checkpoints::list(&config.out)?.pop() } else { None };
-        let trainer = match latest {
+        let mut trainer = match latest {
             Some((_, path)) => Self::restored(config, devices, batcher, &path)?,
             None => Self::fresh(config, devices, batcher)?,
         };
+        trainer.held_out = held_out;
         Ok(trainer)
     }
 
@@ -155,6 +167,7 @@ impl Trainer {
             batcher,
             step: 0,
             log,
+            held_out: None,
         })
     }
 
@@ -189,6 +202,7 @@ impl Trainer {
             batcher,
             step,
             log,
+            held_out: None,
         })
     }
 
@@ -235,14 +249,23 @@ impl Trainer {
             let loss = self.train_step()?;
             let elapsed = start.elapsed().as_secs_f64();
             let done = (self.step - first) as f64;
+            let final_step = self.step == self.config.steps;
+            let every = self.config.held_out_every;
+            let held_out = (every > 0 && (self.step.is_multiple_of(every) || final_step))
+                .then(|| self.held_out_loss())
+                .transpose()?;
             let record = LogRecord {
                 step: self.step,
                 loss,
                 learning_rate: self.config.learning_rate_at(self.step - 1),
                 images_per_second: done * self.config.batch_size as f64 / elapsed.max(1e-9),
                 elapsed_seconds: elapsed,
+                held_out,
             };
-            if self.step.is_multiple_of(self.config.log_every) || self.step == self.config.steps {
+            if self.step.is_multiple_of(self.config.log_every)
+                || final_step
+                || record.held_out.is_some()
+            {
                 self.log.append(&record)?;
             }
             observer.step(&record);
@@ -271,14 +294,8 @@ impl Trainer {
         let out = &self.config.out;
         let loss = out.join("loss.png");
         plot::loss_curve(&log::read(&out.join("log.jsonl"))?, &loss, 800, 480)?;
-        let loaded = crate::checkpoint::LoadedModel {
-            model: self.ema.clone(),
-            config: self.model_config.clone(),
-            tokenizer: self.tokenizer.clone(),
-            folder: out.clone(),
-        };
-        let device = self.devices[0].clone().inner();
-        let generator = crate::sample::Generator::new(&loaded, device);
+        let ema = self.ema_model();
+        let generator = crate::sample::Generator::new(&ema, self.devices[0].clone().inner());
         let options = crate::sample::Options {
             sampler: crate::diffusion::SamplerKind::DpmSolver2M,
             steps: self.config.sample_steps,
@@ -301,6 +318,25 @@ impl Trainer {
             &[],
         )?;
         Ok((loss, sheet))
+    }
+
+    /// The EMA weights as a model to sample or measure with.
+    fn ema_model(&self) -> crate::checkpoint::LoadedModel {
+        crate::checkpoint::LoadedModel {
+            model: self.ema.clone(),
+            config: self.model_config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            folder: self.config.out.clone(),
+        }
+    }
+
+    /// The held-out loss of the EMA weights on the validation pages; an error when the run
+    /// was not configured to measure it (`held_out_every`).
+    pub fn held_out_loss(&self) -> Result<HeldOutLoss> {
+        let held_out = self.held_out.as_ref().ok_or_else(|| {
+            Error::input("train config `held_out_every`: the run measures no held-out loss")
+        })?;
+        held_out.loss(&self.ema_model(), self.config.batch_size, &self.devices[0].clone().inner())
     }
 
     /// Writes a checkpoint of the current step.
@@ -374,9 +410,41 @@ impl Trainer {
 
     /// The weighted score-matching loss of a batch of samples.
     fn loss(&self, model: &ScoreModel, samples: &[Sample], device: &Device) -> Tensor<1> {
+        let setup = LossSetup {
+            model_config: &self.model_config,
+            tokenizer: &self.tokenizer,
+            schedule: &self.schedule,
+            weighting: self.config.weighting,
+        };
+        setup.loss(model, samples, self.batcher.crop_size(), device)
+    }
+}
+
+/// What the score-matching loss needs besides the network and the samples.
+pub(crate) struct LossSetup<'a> {
+    /// The model's page size, prediction type and input channels.
+    pub model_config: &'a ModelConfig,
+    /// Encodes the captions.
+    pub tokenizer: &'a Tokenizer,
+    /// Noise levels of the timesteps.
+    pub schedule: &'a Schedule,
+    /// Loss weight per noise level.
+    pub weighting: LossWeighting,
+}
+
+impl LossSetup<'_> {
+    /// The weighted loss of `samples`, each a `crop` = `(width, height)` of a page.
+    pub fn loss(
+        &self,
+        model: &ScoreModel,
+        samples: &[Sample],
+        crop: (usize, usize),
+        device: &Device,
+    ) -> Tensor<1> {
         let n = samples.len();
-        let (width, height) = self.batcher.crop_size();
-        let (page_width, page_height) = self.config.page_size();
+        let (width, height) = crop;
+        let (page_width, page_height) =
+            (self.model_config.page_width, self.model_config.page_height);
         let prediction = self.model_config.prediction;
 
         // 1. Clean pages, noise and per-sample noise levels.
@@ -395,10 +463,7 @@ impl Trainer {
         let alpha = column(alpha_bars.iter().map(|a| a.sqrt() as f32).collect());
         let sigma = column(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect());
         let weight = column(
-            alpha_bars
-                .iter()
-                .map(|&a| self.config.weighting.weight(a, prediction) as f32)
-                .collect(),
+            alpha_bars.iter().map(|&a| self.weighting.weight(a, prediction) as f32).collect(),
         );
 
         // 2. Forward noising with the training target in one pass.

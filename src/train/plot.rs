@@ -1,5 +1,5 @@
 //! The loss curve as a PNG (plotters), from the run's JSONL log: the raw loss per logged
-//! step and its moving average, on a log scale.
+//! step, its moving average and the held-out loss where it was measured, on a log scale.
 
 use std::path::Path;
 
@@ -46,8 +46,14 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let losses: Vec<f64> = records.iter().map(|r| r.loss.max(1e-8)).collect();
         let smooth = moving_average(&losses, (records.len() / 20).max(1));
-        let (low, high) =
-            losses.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let held_out: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|r| r.held_out.as_ref().map(|h| (r.step as f64, h.mean.max(1e-8))))
+            .collect();
+        let (low, high) = losses
+            .iter()
+            .chain(held_out.iter().map(|(_, l)| l))
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         let last_step = records.last().map_or(1, |r| r.step).max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption("training loss", ("sans-serif", 20))
@@ -62,6 +68,25 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
         let averaged = records.iter().zip(&smooth).map(|(r, &l)| (r.step as f64, l));
         chart
             .draw_series(LineSeries::new(averaged, RGBColor(20, 60, 160).stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label("training (moving average)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RGBColor(20, 60, 160)));
+        if !held_out.is_empty() {
+            let orange = RGBColor(230, 120, 20);
+            chart
+                .draw_series(LineSeries::new(held_out.clone(), orange.stroke_width(2)))
+                .map_err(|e| fail(&e))?
+                .label("held-out pages")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], orange));
+            chart
+                .draw_series(held_out.iter().map(|&p| Circle::new(p, 4, orange.filled())))
+                .map_err(|e| fail(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
             .map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
@@ -76,6 +101,7 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::held_out::HeldOutLoss;
 
     #[test]
     fn moving_average_matches_hand_values() {
@@ -94,6 +120,11 @@ mod tests {
                 learning_rate: 1e-3,
                 images_per_second: 1.0,
                 elapsed_seconds: step as f64,
+                held_out: step.is_multiple_of(10).then(|| HeldOutLoss {
+                    pages: 1,
+                    mean: 2.0 / step as f64,
+                    by_timestep: Vec::new(),
+                }),
             })
             .collect();
         loss_curve(&records, &path, 400, 300).unwrap();
@@ -101,6 +132,8 @@ mod tests {
         assert_eq!(image.dimensions(), (400, 300));
         let blue = image.pixels().filter(|p| p.0[2] > 120 && p.0[0] < 60).count();
         assert!(blue > 100, "the averaged curve is drawn ({blue} px)");
+        let orange = image.pixels().filter(|p| p.0[0] > 200 && p.0[2] < 60).count();
+        assert!(orange > 100, "the held-out points are drawn ({orange} px)");
         let dark = image.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
         assert!(dark > 200, "axes and labels are drawn ({dark} px)");
         assert!(loss_curve(&[], &path, 10, 10).is_err());
