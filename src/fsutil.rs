@@ -46,22 +46,43 @@ pub fn create_dir_all(path: &Path) -> Result<()> {
 /// Builds the folder `target` whole or not at all: `fill` writes into a hidden sibling
 /// (`.NAME.partial`), which is renamed to `target` only once `fill` succeeds and removed
 /// if it fails, so a reader never finds a half-written folder under the real name. A
-/// partial folder left by a killed process is cleared first. `target` must not exist.
+/// partial folder left by a killed process is cleared first. An existing `target` is
+/// replaced only once the new folder is whole (see [`replace_dir`]).
 pub fn publish_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let partial = temporary_path(target);
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
     }
     create_dir_all(&partial)?;
-    let result = fill(&partial).and_then(|value| {
-        fs::rename(&partial, target).map(|()| value).map_err(|e| Error::io(target, e))
-    });
+    let result = fill(&partial).and_then(|value| replace_dir(&partial, target).map(|()| value));
     if result.is_err() {
         // The error being returned is the one worth reporting; a failure to tidy up
         // would only hide it, and the next attempt clears the folder anyway.
         let _ = fs::remove_dir_all(&partial);
     }
     result
+}
+
+/// Renames the folder `new` to `target`. An existing `target` steps aside to a hidden
+/// `.NAME.old` first and is deleted after the new folder has taken its name; should that
+/// rename fail, the old folder is put back. A killed process leaves at most a hidden folder
+/// behind, never a half-deleted one under the real name.
+fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+    if !target.exists() {
+        return fs::rename(new, target).map_err(|e| Error::io(target, e));
+    }
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let old = target.with_file_name(format!(".{name}.old"));
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
+    if let Err(e) = fs::rename(new, target) {
+        // The rename's error is the one worth reporting.
+        let _ = fs::rename(&old, target);
+        return Err(Error::io(target, e));
+    }
+    fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))
 }
 
 /// Removes the folder `path` so that it vanishes from its real name at once: it is renamed
@@ -146,5 +167,19 @@ mod tests {
         assert_eq!(files, 1);
         assert_eq!(fs::read(target.join("b.png")).unwrap(), b"b");
         assert!(!temporary_path(&target).exists());
+
+        // Over an existing folder: a failed fill leaves it as it was, a whole one replaces it.
+        let err = publish_dir(&target, |_| Err::<(), _>(Error::runtime("disk full"))).unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(fs::read(target.join("b.png")).unwrap(), b"b");
+        publish_dir(&target, |partial| {
+            fs::write(partial.join("c.png"), b"c").map_err(|e| Error::io(partial, e))
+        })
+        .unwrap();
+        assert!(!target.join("b.png").exists());
+        assert_eq!(fs::read(target.join("c.png")).unwrap(), b"c");
+        let names: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["split"], "no temporary or old folder left");
     }
 }

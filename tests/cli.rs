@@ -157,12 +157,20 @@ fn train_then_generate_then_eval() {
     assert!(scoregen(&forced).status.success());
     assert_eq!(std::fs::read(pages.join("page-000.png")).unwrap(), before);
 
+    // Pages and a checkpoint together: one report with both.
     let json = dir.path().join("eval.json");
-    let output = scoregen(&["eval", pages.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let output = Command::new(env!("CARGO_BIN_EXE_scoregen"))
+        .args(["eval", pages.to_str().unwrap(), "--json", json.to_str().unwrap()])
+        .args(["--checkpoint", checkpoint.to_str().unwrap(), "--data", &mini()])
+        .args(["--held-out-pages", "4"])
+        .env("SCOREGEN_CACHE", &cache)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["summary"]["pages"], 2, "two pages; the contact sheet is skipped");
     assert_eq!(report["pages"][0]["prompt"], "a music score, instrumentation is piano");
+    assert_eq!(report["held_out"]["mean"].as_f64(), Some(mean));
 }
 
 /// Width and height from a PNG's IHDR chunk (bytes 16..24, big-endian), read here without

@@ -161,22 +161,4 @@ mod tests {
         assert_eq!(parse_status(status), Some((1536 * 1024, 2048 * 1024)));
         assert_eq!(parse_status("VmRSS:\t12 kB\n"), None);
     }
-
-    #[test]
-    fn host_probe_sees_a_touched_allocation() {
-        const SIZE: usize = 64 << 20;
-        let probe = Probe::start(DeviceSpec::Cpu, &crate::testing::cpu());
-        let reset = matches!(probe.start, Start::Host { reset: true, .. });
-        // Every page written, so all of it becomes resident; then freed before finishing.
-        let buffer = std::hint::black_box(vec![1u8; SIZE]);
-        drop(buffer);
-        match probe.finish() {
-            Some(peak) => {
-                assert_eq!(peak.kind, MemoryKind::HostPeakRss);
-                assert!(peak.bytes >= (SIZE as u64) * 15 / 16, "peak rise {} bytes", peak.bytes);
-            }
-            // Only a peak that could not be reset and stayed above this one hides it.
-            None => assert!(!reset, "the peak was reset but not measured"),
-        }
-    }
 }

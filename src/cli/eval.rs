@@ -10,7 +10,7 @@ use crate::dataset::Split;
 use crate::error::Error;
 use crate::eval::report::{encode_report_png, evaluate_against, extremes_sheet};
 use crate::fsutil::write_atomic;
-use crate::train::held_out::HeldOut;
+use crate::train::held_out::{HeldOut, HeldOutLoss};
 
 /// Arguments of `scoregen eval`.
 #[derive(Debug, Args)]
@@ -24,7 +24,8 @@ pub struct EvalArgs {
     /// One prompt per page, in file-name order (default: the prompt stored in each PNG).
     #[arg(long)]
     pub prompts: Option<PathBuf>,
-    /// Where to write the full JSON report.
+    /// Where to write the full JSON report: the pages' report, with the held-out loss as
+    /// `held_out` when --checkpoint is given too; the held-out loss alone without pages.
     #[arg(long, default_value = "eval.json")]
     pub json: PathBuf,
     /// Where to write a PNG of the worst and best pages with their detected staves.
@@ -51,17 +52,24 @@ pub struct EvalArgs {
 
 /// Runs `scoregen eval`.
 pub fn run(args: &EvalArgs, device: DeviceSpec) -> anyhow::Result<()> {
-    if let Some(checkpoint) = &args.checkpoint {
-        held_out(args, checkpoint, device)?;
+    let held_out = match &args.checkpoint {
+        Some(checkpoint) => Some(held_out(args, checkpoint, device)?),
+        None => None,
+    };
+    match &args.pages {
+        Some(pages) => score_pages(args, pages, held_out.as_ref()),
+        None => {
+            let loss = held_out.expect("clap requires pages or --checkpoint");
+            let json = serde_json::to_string_pretty(&loss).expect("a held-out loss serialises");
+            write_atomic(&args.json, json.as_bytes())?;
+            println!("wrote {}", args.json.display());
+            Ok(())
+        }
     }
-    if let Some(pages) = &args.pages {
-        score_pages(args, pages)?;
-    }
-    Ok(())
 }
 
-/// The held-out loss of a checkpoint, printed and written to --json.
-fn held_out(args: &EvalArgs, checkpoint: &Path, device: DeviceSpec) -> anyhow::Result<()> {
+/// The held-out loss of a checkpoint, printed.
+fn held_out(args: &EvalArgs, checkpoint: &Path, device: DeviceSpec) -> anyhow::Result<HeldOutLoss> {
     let burn_device = device.device()?;
     let model = crate::checkpoint::load(checkpoint, Weights::Ema, &burn_device)?;
     let data = args.data.clone().unwrap_or_else(crate::dataset::bundled_mini);
@@ -82,16 +90,16 @@ fn held_out(args: &EvalArgs, checkpoint: &Path, device: DeviceSpec) -> anyhow::R
         args.split.name(),
         super::train::by_timestep(&loss)
     );
-    if args.pages.is_none() {
-        let json = serde_json::to_string_pretty(&loss).expect("a held-out loss serialises");
-        write_atomic(&args.json, json.as_bytes())?;
-        println!("wrote {}", args.json.display());
-    }
-    Ok(())
+    Ok(loss)
 }
 
-/// Scores a folder of pages.
-fn score_pages(args: &EvalArgs, pages: &Path) -> anyhow::Result<()> {
+/// Scores a folder of pages; the JSON report carries the checkpoint's held-out loss too
+/// (`held_out`) when one was measured.
+fn score_pages(
+    args: &EvalArgs,
+    pages: &Path,
+    held_out: Option<&HeldOutLoss>,
+) -> anyhow::Result<()> {
     let prompts = match &args.prompts {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -127,7 +135,11 @@ fn score_pages(args: &EvalArgs, pages: &Path) -> anyhow::Result<()> {
             real.pages, real.mean_readability
         );
     }
-    let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+    let mut json = serde_json::to_value(&report).expect("a report serialises");
+    if let Some(loss) = held_out {
+        json["held_out"] = serde_json::to_value(loss).expect("a held-out loss serialises");
+    }
+    let json = serde_json::to_string_pretty(&json).expect("a JSON value serialises");
     write_atomic(&args.json, json.as_bytes())?;
     if let Some(path) = &args.report {
         let bytes = encode_report_png(&extremes_sheet(&report, 3)?)?;

@@ -63,11 +63,8 @@ pub fn save(out: &Path, snapshot: &Snapshot<'_>, keep: usize) -> Result<PathBuf>
     let root = folder(out);
     let name = step_name(snapshot.state.step);
     let done = root.join(&name);
-    if done.exists() {
-        // Renamed away before it is deleted, so a kill never leaves it half-emptied under
-        // its real name; then the new folder is written whole or not at all.
-        remove_dir_atomic(&done)?;
-    }
+    // Written whole under a hidden name; a folder of the same step (a run resumed at its
+    // last step saves it again) is replaced only then.
     publish_dir(&done, |partial| {
         save_config(partial, snapshot.model_config)?;
         snapshot.tokenizer.save(&partial.join(files::TOKENIZER))?;
