@@ -167,3 +167,72 @@ fn fine_tuning_starts_from_the_checkpoint_weights() {
     let err = Trainer::new(other, false, &mut Quiet).err().expect("refused");
     assert!(err.is_input() && err.to_string().contains("`init_from`"), "{err}");
 }
+
+/// Multiplies every weight by NaN: what a diverged optimiser step leaves.
+struct Poison;
+
+impl burn::module::ModuleMapper for Poison {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| t.mul_scalar(f64::NAN))
+    }
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
+    let data = mini_subset(4);
+    let out = tempfile::tempdir().unwrap();
+    let config = config(data.path(), out.path());
+    let mut trainer = Trainer::new(config.clone(), false, &mut Quiet).unwrap();
+    trainer.run_until(4, &mut Quiet).unwrap();
+    trainer.model = trainer.model.clone().map(&mut Poison);
+
+    let err = trainer.run(&mut Quiet).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("the loss became NaN at step 5"), "{text}");
+    assert!(text.contains("last checkpoint") && text.contains("intact"), "{text}");
+    assert_eq!(trainer.step(), 4, "the step that failed did not count");
+    let kept: Vec<usize> =
+        checkpoints::list(out.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(kept, [3], "nothing after the last good checkpoint was written");
+
+    let resumed = Trainer::new(config, true, &mut Quiet).unwrap();
+    assert_eq!(resumed.step(), 3);
+    assert!(probe(resumed.model()).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_half_written_checkpoint_is_passed_over_for_the_previous_one() {
+    let data = mini_subset(4);
+    let out = tempfile::tempdir().unwrap();
+    let config = config(data.path(), out.path());
+    let mut trainer = Trainer::new(config.clone(), false, &mut Quiet).unwrap();
+    trainer.run(&mut Quiet).unwrap();
+    drop(trainer);
+    let root = checkpoints::folder(out.path());
+    let read = |step: usize| {
+        let state = std::fs::read(root.join(format!("step-{step:08}/train.json"))).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&state).unwrap()["step"].as_u64()
+    };
+    assert_eq!((read(3), read(6)), (Some(3), Some(6)));
+
+    // The save of step 6 cut short: its folder still under its hidden name, its weights
+    // half written.
+    let six = root.join("step-00000006");
+    let hidden = crate::fsutil::temporary_path(&six);
+    std::fs::rename(&six, &hidden).unwrap();
+    let ema = hidden.join(crate::checkpoint::files::EMA);
+    let bytes = std::fs::read(&ema).unwrap();
+    std::fs::write(&ema, &bytes[..bytes.len() / 2]).unwrap();
+    let resumed = Trainer::new(config.clone(), true, &mut Quiet).unwrap();
+    assert_eq!(resumed.step(), 3);
+    drop(resumed);
+
+    // The same folder under its real name but without the state file, written last.
+    std::fs::rename(&hidden, &six).unwrap();
+    std::fs::remove_file(six.join("train.json")).unwrap();
+    let resumed = Trainer::new(config, true, &mut Quiet).unwrap();
+    assert_eq!(resumed.step(), 3);
+}
