@@ -31,6 +31,20 @@ pub fn moving_average(losses: &[f64], width: usize) -> Vec<f64> {
         .collect()
 }
 
+/// `value` with `digits` significant digits and no trailing zeros: 0.4, 0.05, 0.125, 20.
+fn significant(value: f64, digits: i32) -> String {
+    if value <= 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let decimals = (digits - 1 - value.log10().floor() as i32).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// Draws `records` to a PNG of `width` x `height` pixels at `path`.
 pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -> Result<()> {
     if records.is_empty() {
@@ -62,7 +76,14 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..last_step, (low * 0.9..high * 1.1).log_scale())
             .map_err(|e| fail(&e))?;
-        chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .x_label_formatter(&|step| format!("{step:.0}"))
+            .y_label_formatter(&|loss| significant(*loss, 2))
+            .draw()
+            .map_err(|e| fail(&e))?;
         let raw = records.iter().zip(&losses).map(|(r, &l)| (r.step as f64, l));
         chart.draw_series(LineSeries::new(raw, RGBColor(170, 190, 230))).map_err(|e| fail(&e))?;
         let averaged = records.iter().zip(&smooth).map(|(r, &l)| (r.step as f64, l));
@@ -84,6 +105,7 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -102,6 +124,15 @@ pub fn loss_curve(records: &[LogRecord], path: &Path, width: u32, height: u32) -
 mod tests {
     use super::*;
     use crate::train::held_out::HeldOutLoss;
+
+    #[test]
+    fn axis_labels_keep_two_significant_digits() {
+        let cases = [(0.4000000000004, "0.4"), (0.05, "0.05"), (0.0123, "0.012"), (20.0, "20")];
+        for (value, expected) in cases {
+            assert_eq!(significant(value, 2), expected, "{value}");
+        }
+        assert_eq!(significant(1234.5, 2), "1234");
+    }
 
     #[test]
     fn moving_average_matches_hand_values() {
