@@ -45,9 +45,10 @@ Examples:
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Compute device: `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N` (those built in).
-    #[arg(long, global = true, default_value = "cpu", value_parser = DeviceSpec::parse)]
-    pub device: DeviceSpec,
+    /// Compute device: `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N` (those built in; default:
+    /// cpu, or for `train` the config file's `devices`).
+    #[arg(long, global = true, value_parser = DeviceSpec::parse)]
+    pub device: Option<DeviceSpec>,
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -100,10 +101,11 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let GlobalArgs { device, quiet, .. } = cli.global;
+    let GlobalArgs { device: chosen, quiet, .. } = cli.global;
+    let device = chosen.unwrap_or(DeviceSpec::Cpu);
     match &cli.command {
         Command::Generate(args) => generate::run(args, device, quiet),
-        Command::Train(args) => train::run(args, device, quiet),
+        Command::Train(args) => train::run(args, chosen, quiet),
         Command::Dataset(args) => dataset::run(args, quiet),
         Command::Ingest(args) => ingest::run(args, quiet),
         Command::Bench(args) => bench::run(args, device, quiet),

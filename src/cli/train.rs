@@ -59,8 +59,9 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The config file with the flags applied.
-    pub fn resolve(&self, device: DeviceSpec) -> crate::Result<TrainConfig> {
+    /// The config file with the flags applied. The devices are `--devices`, else the global
+    /// `--device` where one was given, else the config file's, else the CPU.
+    pub fn resolve(&self, device: Option<DeviceSpec>) -> crate::Result<TrainConfig> {
         let mut config = match &self.config {
             Some(path) => TrainConfig::load(path)?,
             None => TrainConfig::default(),
@@ -75,10 +76,12 @@ impl TrainArgs {
         if let Some(height) = self.crop_height {
             config.crop_height = Some(height);
         }
-        match &self.devices {
-            Some(devices) => config.devices = devices.iter().map(ToString::to_string).collect(),
-            None if self.config.is_none() => config.devices = vec![device.to_string()],
-            None => {}
+        match (&self.devices, device) {
+            (Some(devices), _) => {
+                config.devices = devices.iter().map(ToString::to_string).collect();
+            }
+            (None, Some(device)) => config.devices = vec![device.to_string()],
+            (None, None) => {}
         }
         Ok(config)
     }
@@ -168,7 +171,7 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 /// Runs `scoregen train`.
-pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<()> {
+pub fn run(args: &TrainArgs, device: Option<DeviceSpec>, quiet: bool) -> anyhow::Result<()> {
     let config = args.resolve(device)?;
     let json = serde_json::to_string_pretty(&config).expect("a train config serialises");
     let seed = config.seed;
@@ -189,4 +192,32 @@ pub fn run(args: &TrainArgs, device: DeviceSpec, quiet: bool) -> anyhow::Result<
     let (loss, sheet) = trainer.write_report()?;
     println!("loss curve {}; samples {}", loss.display(), sheet.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn devices(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Command::Train(train) = &cli.command else { panic!("not a train command") };
+        train.resolve(cli.global.device).unwrap().devices
+    }
+
+    #[test]
+    fn device_flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("train.json");
+        std::fs::write(&config, r#"{"devices": ["cpu", "cpu"]}"#).unwrap();
+        let config = config.to_str().unwrap();
+        assert_eq!(devices(&["scoregen", "train", "--config", config]), ["cpu", "cpu"]);
+        assert_eq!(devices(&["scoregen", "--device", "cpu", "train", "--config", config]), ["cpu"]);
+        assert_eq!(
+            devices(&["scoregen", "train", "--config", config, "--devices", "cpu"]),
+            ["cpu"]
+        );
+        assert_eq!(devices(&["scoregen", "train"]), ["cpu"]);
+    }
 }
