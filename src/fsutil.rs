@@ -9,8 +9,13 @@ use crate::error::{Error, Result};
 
 /// The temporary name a file is written under before it is renamed into place.
 pub fn temporary_path(path: &Path) -> PathBuf {
+    hidden_sibling(path, "partial")
+}
+
+/// `.NAME.SUFFIX` beside `path`.
+fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
+    path.with_file_name(format!(".{name}.{suffix}"))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it
@@ -71,8 +76,7 @@ fn replace_dir(new: &Path, target: &Path) -> Result<()> {
     if !target.exists() {
         return fs::rename(new, target).map_err(|e| Error::io(target, e));
     }
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let old = target.with_file_name(format!(".{name}.old"));
+    let old = hidden_sibling(target, "old");
     if old.exists() {
         fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }

